@@ -1,0 +1,64 @@
+"""MLPDenoiser: the small network of Part I, for data of shape (B, D).
+
+Chapter "Training a denoiser".
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .embedding import timestep_embedding
+
+
+class ResidualBlock(nn.Module):
+    """x + W₂ SiLU(W₁ LayerNorm(x) + time embedding)."""
+
+    def __init__(self, hidden: int, emb_dim: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(hidden)
+        self.fc1 = nn.Linear(hidden, hidden)
+        self.emb = nn.Linear(emb_dim, hidden)
+        self.fc2 = nn.Linear(hidden, hidden)
+        self.act = nn.SiLU()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.act(self.fc1(self.norm(x)) + self.emb(emb))
+        return x + self.fc2(h)
+
+
+class MLPDenoiser(nn.Module):
+    """A residual MLP f_θ(x_t, t) with a sinusoidal time embedding.
+
+    It outputs (B, D) in whatever parameterization it is trained for (ε, x_0, v, μ̃). With
+    ``learn_variance=True`` a second head outputs v ∈ [−1, 1]-ish interpolation weights for the
+    ``learned_range`` variance (Nichol & Dhariwal 2021, Eq. 15), concatenated: (B, 2D).
+    """
+
+    def __init__(self, dim: int = 2, hidden: int = 128, n_blocks: int = 3, emb_dim: int = 64,
+                 learn_variance: bool = False) -> None:
+        super().__init__()
+        for name, v in (("dim", dim), ("hidden", hidden), ("n_blocks", n_blocks), ("emb_dim", emb_dim)):
+            if v < 1:
+                raise ValueError(f"{name} must be >= 1, got {name} = {v}")
+        self.dim, self.emb_dim, self.learn_variance = dim, emb_dim, learn_variance
+        self.time_mlp = nn.Sequential(nn.Linear(emb_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
+        self.inp = nn.Linear(dim, hidden)
+        self.blocks = nn.ModuleList(ResidualBlock(hidden, hidden) for _ in range(n_blocks))
+        self.out_norm = nn.LayerNorm(hidden)
+        self.head = nn.Linear(hidden, dim)
+        self.var_head = nn.Linear(hidden, dim) if learn_variance else None
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """x: (B, D) noisy data x_t; t: (B,) integer timesteps. Returns (B, D) or (B, 2D)."""
+        if x.dim() != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"MLPDenoiser expects x of shape (B, {self.dim}), got {tuple(x.shape)}")
+        emb = self.time_mlp(timestep_embedding(t, self.emb_dim))
+        h = self.inp(x)
+        for block in self.blocks:
+            h = block(h, emb)
+        h = nn.functional.silu(self.out_norm(h))
+        out = self.head(h)
+        if self.var_head is None:
+            return out
+        return torch.cat([out, self.var_head(h)], dim=1)

@@ -1,0 +1,52 @@
+"""A minimal training loop (Algorithm 1) for data that fits in memory, such as the 2D toys.
+
+Chapter "Training a denoiser". The image trainer with checkpoints, EMA and AMP is
+:mod:`minidiff.training.trainer`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..losses import training_losses
+from ..schedules import Schedule
+
+
+def fit(
+    model: nn.Module, data: torch.Tensor, schedule: Schedule, *, steps: int = 3000,
+    batch_size: int = 256, lr: float = 1e-3, loss: str = "simple", parameterization: str = "eps",
+    variance: str = "fixed_small", decoder: str = "continuous", lr_decay: bool = True,
+    seed: int = 0, progress: bool = True,
+) -> list[float]:
+    """Train ``model`` on ``data`` (N, D) with Adam for ``steps`` steps; returns the loss per step.
+
+    Algorithm 1: draw x_0 from the data, t ~ U{0..T−1}, ε ~ N(0, I), and step on the loss.
+    ``lr_decay`` anneals the learning rate to 0 with a cosine (an option; the paper keeps it fixed).
+    """
+    from tqdm.auto import tqdm
+
+    if steps < 1 or batch_size < 1:
+        raise ValueError(f"steps and batch_size must be >= 1, got steps = {steps}, batch_size = {batch_size}")
+    device = next(model.parameters()).device
+    data = data.to(device)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if lr_decay else None
+    model.train()
+    losses: list[float] = []
+    bar = tqdm(range(steps), disable=not progress, desc="training")
+    for step in bar:
+        idx = torch.randint(0, data.shape[0], (batch_size,), device=device, generator=gen)
+        batch = training_losses(model, data[idx], schedule, loss=loss, parameterization=parameterization,
+                                variance=variance, decoder=decoder, generator=gen).mean()
+        opt.zero_grad(set_to_none=True)
+        batch.backward()
+        opt.step()
+        if sched is not None:
+            sched.step()
+        losses.append(batch.item())
+        if step % 100 == 0:
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+    model.eval()
+    return losses
