@@ -36,6 +36,19 @@ from .training import fit
 
 __version__ = "0.1.0"
 
+# Subpackages with heavy dependencies (scikit-learn, matplotlib, ipywidgets) load on first use,
+# so `import minidiff` stays fast: `minidiff.metrics`, `minidiff.plotting`, `minidiff.widgets`, ...
+_LAZY_SUBMODULES = ("metrics", "plotting", "widgets", "nets", "data", "training", "cli")
+
+
+def __getattr__(name: str):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "PARAMETERIZATIONS", "SAMPLERS", "SCHEDULES", "SPACINGS", "TOYS", "VARIANCES",
     "ExactEps", "GaussianMixture", "MLPDenoiser", "ReverseStep", "SampleState", "Schedule",
