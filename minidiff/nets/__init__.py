@@ -1,6 +1,9 @@
-"""Neural networks: the Part I MLP and (Part II) the paper's U-Net."""
+"""Neural networks: the Part I MLP and (Part II) the paper's U-Net and its presets."""
 
 from .embedding import timestep_embedding
 from .mlp import MLPDenoiser
+from .presets import PRESETS, Preset, build_unet, get_preset
+from .unet import UNet, count_parameters, guided
 
-__all__ = ["MLPDenoiser", "timestep_embedding"]
+__all__ = ["PRESETS", "MLPDenoiser", "Preset", "UNet", "build_unet", "count_parameters", "get_preset", "guided",
+           "timestep_embedding"]
