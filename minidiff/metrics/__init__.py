@@ -1,0 +1,18 @@
+"""Metrics: distances between generated samples and data, reported beside their noise floor."""
+
+from .two_d import (
+    METRICS,
+    FloorReport,
+    energy_distance,
+    get_metric,
+    median_bandwidth,
+    mmd_rbf,
+    noise_floor,
+    sliced_wasserstein,
+    versus_floor,
+)
+
+__all__ = [
+    "METRICS", "FloorReport", "energy_distance", "get_metric", "median_bandwidth", "mmd_rbf", "noise_floor",
+    "sliced_wasserstein", "versus_floor",
+]
