@@ -1,0 +1,30 @@
+"""Noise schedules side by side: ᾱ_t, log-SNR and β_t. Chapter "The forward process"."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import torch
+
+from ..schedules import SCHEDULES, get_schedule
+
+
+def plot_schedules(names: Sequence[str] = SCHEDULES, T: int = 1000, *, size: float = 3.6):
+    """Three panels over t/T for each named schedule: ᾱ_t (Eq. 4's signal weight), log SNR = log ᾱ_t/(1−ᾱ_t),
+    and β_t on a log scale. Returns the figure."""
+    if not names:
+        raise ValueError("names must list at least one schedule, got an empty sequence")
+    fig, (a_ax, snr_ax, b_ax) = plt.subplots(1, 3, figsize=(3 * size, size))
+    u = (torch.arange(T, dtype=torch.float64) + 1) / T  # the paper's t = 1..T, as a fraction of T
+    for name in names:
+        sch = get_schedule(name, T)
+        a_ax.plot(u, sch.alpha_bars, label=name)
+        snr_ax.plot(u, sch.log_snr, label=name)
+        b_ax.plot(u, sch.betas, label=name)
+    a_ax.set(title=r"signal kept: $\bar\alpha_t$", xlabel="$t/T$", ylabel=r"$\bar\alpha_t$")
+    snr_ax.set(title=r"log SNR $= \log \bar\alpha_t/(1-\bar\alpha_t)$", xlabel="$t/T$", ylabel="log SNR")
+    b_ax.set(title=r"noise added per step: $\beta_t$", xlabel="$t/T$", ylabel=r"$\beta_t$", yscale="log")
+    a_ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
