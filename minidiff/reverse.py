@@ -42,14 +42,13 @@ def split_variance_output(output: torch.Tensor, variance: str) -> tuple[torch.Te
 def fixed_log_variance(t: torch.Tensor, x: torch.Tensor, schedule: Schedule, variance: str) -> torch.Tensor:
     """log σ_t² for the paper's two fixed choices (Sec. 3.2): β̃_t (``fixed_small``) or β_t (``fixed_large``).
 
-    As in the DDPM code, ``fixed_large`` uses β̃ at the first step, so the decoder's variance is small.
+    ``fixed_large`` is σ_t² = β_t at every step, the decoder's included, as in the paper. (The
+    official DDPM code swaps in β̃_2 at the first step; for unit-variance Gaussian data β_t is the
+    exact reverse variance, so the paper's choice makes the ELBO tight there.) ``fixed_small``
+    uses β̃_t, whose first value is 0, so its log is clipped to log β̃_2.
     """
     check_choice("variance", variance, ("fixed_small", "fixed_large"))
-    if variance == "fixed_small":
-        logvar = schedule.posterior_log_variance_clipped
-    else:
-        first = schedule.posterior_variance[1:2] if schedule.T > 1 else schedule.betas[:1]
-        logvar = torch.log(torch.cat([first, schedule.betas[1:]]))
+    logvar = schedule.posterior_log_variance_clipped if variance == "fixed_small" else torch.log(schedule.betas)
     return extract(logvar, t, x) * torch.ones_like(x)
 
 

@@ -1,0 +1,77 @@
+"""The forward process: one step (Eq. 2), the closed form (Eq. 4) and the posterior (Eqs. 6-7)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+import minidiff as md
+
+
+def test_one_step_has_eq2_moments(linear, gen):
+    n, t = 200_000, 500
+    x_prev = torch.full((n, 1), 1.7)
+    x = md.q_step_sample(x_prev, t, linear, generator=gen)
+    beta = linear.betas[t].item()
+    se_mean = math.sqrt(beta / n)
+    assert x.mean().item() == pytest.approx(math.sqrt(1 - beta) * 1.7, abs=5 * se_mean)
+    se_var = beta * math.sqrt(2 / n)
+    assert x.var().item() == pytest.approx(beta, abs=5 * se_var)
+
+
+@pytest.mark.parametrize("t", [0, 9, 99, 999])
+def test_closed_form_matches_iterated_forward_chain(linear, gen, t):
+    n = 20_000
+    x0 = torch.randn(n, 1, generator=gen) * 0.5 + 2.0  # data N(2, 0.25)
+    x = x0.double()
+    sch = linear
+    for s in range(t + 1):  # x_1, ..., x_{t+1} by Eq. 2, one step at a time
+        x = md.q_step_sample(x, s, sch, generator=gen)
+    direct = md.q_sample(x0.double(), t, sch, generator=gen)
+    ab = sch.alpha_bars[t].item()
+    mean, var = math.sqrt(ab) * 2.0, ab * 0.25 + (1 - ab)  # Eq. 4 pushed through N(2, 0.25)
+    for y in (x, direct):
+        assert y.mean().item() == pytest.approx(mean, abs=5 * math.sqrt(var / n))
+        assert y.var().item() == pytest.approx(var, abs=5 * var * math.sqrt(2 / n))
+    assert stats.ks_2samp(x.flatten().numpy(), direct.flatten().numpy()).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("t", [1, 10, 300, 999])
+def test_posterior_matches_bayes_rule_for_gaussian_data(linear, t):
+    """q(x_{t-1} | x_t, x_0) ∝ q(x_t | x_{t-1}) q(x_{t-1} | x_0), integrated numerically on a grid."""
+    x0, xt = torch.tensor([[0.8]], dtype=torch.float64), torch.tensor([[-0.3]], dtype=torch.float64)
+    mean, var, _ = md.q_posterior_mean_variance(x0, xt, torch.tensor([t]), linear)
+    a, ab_prev = linear.alphas[t].item(), linear.alpha_bars_prev[t].item()
+    sd = math.sqrt(min(1 - ab_prev, 1 - a))
+    grid = np.linspace(-12 * sd, 12 * sd, 400_001) + mean.item()
+    log_lik = stats.norm.logpdf(xt.item(), math.sqrt(a) * grid, math.sqrt(1 - a))
+    log_prior = stats.norm.logpdf(grid, math.sqrt(ab_prev) * x0.item(), math.sqrt(1 - ab_prev))
+    w = np.exp(log_lik + log_prior - (log_lik + log_prior).max())
+    w /= w.sum()
+    num_mean = (w * grid).sum()
+    num_var = (w * (grid - num_mean) ** 2).sum()
+    assert mean.item() == pytest.approx(num_mean, abs=1e-6 * max(1.0, sd))
+    assert var.item() == pytest.approx(num_var, rel=1e-5)
+
+
+def test_q_sample_works_on_image_batches_and_any_dtype(linear, gen):
+    x0 = torch.randn(4, 3, 8, 8, generator=gen)
+    t = torch.tensor([0, 10, 500, 999])
+    noise = torch.randn_like(x0)
+    xt = md.q_sample(x0, t, linear, noise)
+    assert xt.shape == x0.shape and xt.dtype == torch.float32
+    expected = linear.sqrt_alpha_bars[999].float() * x0[3] + linear.sqrt_one_minus_alpha_bars[999].float() * noise[3]
+    torch.testing.assert_close(xt[3], expected)
+    assert md.q_sample(x0.double(), t, linear).dtype == torch.float64
+
+
+def test_x_T_is_nearly_standard_normal(linear, gen):
+    x0 = md.make_toy("moons", 20_000, seed=0)
+    xT = md.q_sample(x0, linear.T - 1, linear, generator=gen)
+    n = xT.numel()
+    assert xT.mean().item() == pytest.approx(0.0, abs=5 / math.sqrt(n) + 0.01)
+    assert xT.std().item() == pytest.approx(1.0, abs=5 / math.sqrt(2 * n) + 0.01)
