@@ -56,7 +56,11 @@ def q_sample(
     x0: (B, C, H, W) or (B, D); t: int or (B,) in [0, T); noise: like x0 (drawn if None).
     """
     t = _prepare(x0, t, schedule)
-    noise = _noise_like(x0, noise, generator)
+    return q_sample_unchecked(x0, t, schedule, _noise_like(x0, noise, generator))
+
+
+def q_sample_unchecked(x0: torch.Tensor, t: torch.Tensor, schedule: Schedule, noise: torch.Tensor) -> torch.Tensor:
+    """Eq. 4 without input validation, for hot loops whose t is known to be valid (no GPU sync)."""
     return extract(schedule.sqrt_alpha_bars, t, x0) * x0 + extract(schedule.sqrt_one_minus_alpha_bars, t, x0) * noise
 
 

@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import torch
 
-from ._checks import check_choice, check_float_tensor
-from .forward import q_mean_variance, q_posterior_mean_variance, q_sample
+from ._checks import check_choice, check_float_tensor, check_timesteps
+from .forward import q_mean_variance, q_posterior_mean_variance, q_sample, q_sample_unchecked
 from .parameterization import from_x0_eps
 from .reverse import p_mean_variance, split_variance_output
 
@@ -105,11 +105,15 @@ def training_losses(
     check_float_tensor("x0", x0)
     check_choice("loss", loss, LOSSES)
     B = x0.shape[0]
-    if t is None:
+    if t is None:  # drawn here, so valid: skip the check (it would cost a GPU sync every step)
         t = torch.randint(0, schedule.T, (B,), device=x0.device, generator=generator)
+    else:
+        check_timesteps(t, schedule.T, batch=B)
     if noise is None:
         noise = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
-    xt = q_sample(x0, t, schedule, noise)
+    elif noise.shape != x0.shape:
+        raise ValueError(f"noise must have the shape of x0, {tuple(x0.shape)}, got {tuple(noise.shape)}")
+    xt = q_sample_unchecked(x0, t, schedule, noise)
     output = model(xt, t, **(model_kwargs or {}))
     mean_out, var_out = split_variance_output(output, variance)
     if mean_out.shape != x0.shape:
