@@ -119,7 +119,7 @@ class ImageBatcher:
                 "epoch": self.epoch}
 
     def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
+        self.generator.set_state(state["generator"].cpu())
         self.perm = state["perm"].to(self.device)
         self.pos, self.epoch = int(state["pos"]), int(state["epoch"])
 

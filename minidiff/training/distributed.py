@@ -1,0 +1,78 @@
+"""Multi-GPU data parallelism with torch.distributed (DDP), launched by ``torchrun``.
+
+``torchrun --nproc_per_node=8 -m minidiff train ...`` starts one process per GPU with RANK,
+WORLD_SIZE and LOCAL_RANK set. Each process holds a replica, sees 1/W of the global batch
+(:class:`~minidiff.data.ImageBatcher` slices it), and DDP averages the gradients, so one step of W
+processes is one step of Algorithm 1 on the whole batch. NCCL on GPUs, gloo on CPU.
+Chapter "Training on images".
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """This process's place in the run: rank, world size, local rank, and its device."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto``: CUDA if available, else CPU; anything else is passed to ``torch.device``."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError as e:
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got device = {device!r}") from e
+
+
+def init_distributed(device: str = "auto") -> DistInfo:
+    """Join the process group if launched by torchrun (WORLD_SIZE > 1); otherwise a single process."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    dev = resolve_device(device)
+    if world_size <= 1:
+        return DistInfo(device=dev)
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if dev.type == "cuda":
+        dev = torch.device("cuda", local_rank)
+        torch.cuda.set_device(dev)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", rank=rank, world_size=world_size)
+    return DistInfo(rank, world_size, local_rank, dev)
+
+
+def barrier(info: DistInfo) -> None:
+    if info.distributed:
+        dist.barrier()
+
+
+def gather_objects(obj, info: DistInfo) -> list:
+    """Every rank's ``obj``, in rank order (just ``[obj]`` in a single process)."""
+    if not info.distributed:
+        return [obj]
+    out = [None] * info.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def cleanup(info: DistInfo) -> None:
+    if info.distributed and dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,136 @@
+"""The image trainer: the paper's recipe, exact resume, the NaN guard, logs and sample grids."""
+
+import csv
+
+import pytest
+import torch
+
+from minidiff.data import ImageData
+from minidiff.training import EMA, NonFiniteError, TrainConfig, Trainer
+from minidiff.training.checkpoint import load_checkpoint
+from minidiff.training.trainer import resolve_amp, warmup_lr
+
+
+def small_data(n: int = 32) -> ImageData:
+    g = torch.Generator().manual_seed(0)
+    return ImageData("test", torch.randint(0, 256, (n, 1, 8, 8), dtype=torch.uint8, generator=g),
+                     torch.arange(n) % 10, 10, flip=True)
+
+
+def small_config(out, **kw) -> TrainConfig:
+    base = dict(preset="tiny", steps=4, batch_size=4, warmup=2, ckpt_every=100, log_every=1, sample_every=0,
+                out=str(out), progress=False, device="cpu", dropout=0.1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def run(cfg, resume=False):
+    trainer = Trainer(cfg, data=small_data(), resume=resume)
+    trainer.fit()
+    return trainer
+
+
+def test_defaults_are_the_papers_cifar10_recipe():
+    c = TrainConfig()
+    assert (c.preset, c.lr, c.warmup, c.grad_clip, c.ema_decay, c.batch_size, c.T, c.loss, c.parameterization) == \
+        ("cifar10", 2e-4, 5000, 1.0, 0.9999, 128, 1000, "simple", "eps")
+    assert c.data == "cifar10"
+
+
+def test_warmup_is_linear_then_constant():
+    assert [warmup_lr(s, 2e-4, 5000) for s in (0, 2500, 5000, 10**6)] == [0.0, 1e-4, 2e-4, 2e-4]
+    assert warmup_lr(0, 2e-4, 0) == 2e-4
+
+
+def test_amp_is_off_on_cpu_and_fp16_needs_cuda():
+    assert resolve_amp("auto", torch.device("cpu")) == (None, False)
+    assert resolve_amp("bf16", torch.device("cpu")) == (torch.bfloat16, False)
+    with pytest.raises(ValueError, match="fp16"):
+        resolve_amp("fp16", torch.device("cpu"))
+
+
+def test_ema_moves_by_one_minus_decay_towards_the_weights():
+    model = torch.nn.Linear(2, 1)
+    ema = EMA(model, decay=0.75)
+    before = model.weight.detach().clone()
+    with torch.no_grad():
+        model.weight.add_(4.0)
+    ema.update(model)
+    torch.testing.assert_close(ema.model.weight, before + 0.25 * 4.0)
+
+
+def test_bad_config_values_raise_errors_naming_them():
+    with pytest.raises(ValueError, match="preset"):
+        TrainConfig(preset="imagenet")
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainConfig(batch_size=0)
+    with pytest.raises(ValueError, match="ema_decay"):
+        TrainConfig(ema_decay=1.0)
+
+
+def test_resume_after_n_steps_equals_2n_steps_straight_bitwise(tmp_path):
+    straight = run(small_config(tmp_path / "a", steps=6))
+    run(small_config(tmp_path / "b", steps=3))
+    resumed = run(small_config(tmp_path / "b", steps=6), resume=True)
+    assert resumed.step == straight.step == 6
+    for key, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+    for key, value in straight.ema.state_dict().items():
+        assert torch.equal(value, resumed.ema.state_dict()[key]), key
+    # ...and the weights did move (dropout, flips and noise all came from restored generators)
+    fresh = Trainer(small_config(tmp_path / "c"), data=small_data())
+    assert not torch.equal(fresh.model.conv_in.weight, straight.model.conv_in.weight)
+
+
+def test_csv_log_has_one_row_per_step_and_a_resumed_run_reads_like_a_straight_one(tmp_path):
+    run(small_config(tmp_path, steps=3))
+    with open(tmp_path / "log.csv", "a") as f:  # rows a crash left after the last checkpoint
+        f.write("4,9.0,1.0,1e-4,1.0,1.0\n")
+    run(small_config(tmp_path, steps=5), resume=True)
+    with open(tmp_path / "log.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5]
+    assert all(float(r["loss"]) > 0 for r in rows) and rows[3]["loss"] != "9.0"
+
+
+def test_periodic_sample_grids_are_written_as_png(tmp_path):
+    run(small_config(tmp_path, steps=2, sample_every=2, sample_n=4, sample_steps=2))
+    assert (tmp_path / "samples" / "step-00000002.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _nan_from_step(trainer: Trainer, bad_step: int) -> None:
+    """Make the network's output NaN from the bad_step-th training forward on."""
+    calls = {"n": 0}
+
+    def hook(module, inputs, output):
+        if module.training:
+            calls["n"] += 1
+            if calls["n"] >= bad_step:
+                return output * float("nan")
+        return output
+
+    trainer.model.register_forward_hook(hook)
+
+
+def test_nan_guard_stops_at_the_first_bad_step_and_keeps_the_good_checkpoint(tmp_path):
+    trainer = Trainer(small_config(tmp_path, steps=6, ckpt_every=2), data=small_data())
+    _nan_from_step(trainer, 3)
+    with pytest.raises(NonFiniteError, match=r"step 3 .*learning rate.*amp") as err:
+        trainer.fit()
+    assert "loss = nan" in str(err.value)
+    assert sorted(p.name for p in tmp_path.glob("*.pt")) == ["ckpt-00000002.pt", "last.pt"]
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert state["step"] == 2 and all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_nan_guard_catches_a_non_finite_gradient_with_a_finite_loss(tmp_path):
+    trainer = Trainer(small_config(tmp_path, steps=3), data=small_data())
+    trainer.model.conv_in.weight.register_hook(lambda g: g * float("inf"))
+    with pytest.raises(NonFiniteError, match="step 1 "):
+        trainer.fit()
+    assert not list(tmp_path.glob("*.pt"))
+
+
+def test_class_conditional_training_runs_and_trains_the_class_embedding(tmp_path):
+    trainer = run(small_config(tmp_path, steps=3, class_conditional=True, class_dropout=0.5))
+    assert trainer.model.num_classes == 10 and trainer.model.class_emb.weight.grad is not None
