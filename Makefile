@@ -1,14 +1,21 @@
-# One-command setup: `make test` and `make book` create .venv and install everything they need.
+# One-command setup: `make test` and `make book` create .venv and install everything they need,
+# including (on Debian, when missing) Chromium + chromedriver for the browser test of the book.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# MathJax for the offline book: copied from the pinned PyPI package into the build tree.
+MATHJAX := _build/_mathjax/mathjax/tex-chtml.js
+CHROMIUM ?= /usr/bin/chromium
+CHROMEDRIVER ?= /usr/bin/chromedriver
 
-.PHONY: test unit notebooks lint book browser-deps clean help
+.PHONY: test unit notebooks lint book browser browser-deps clean help
 
 help:
-	@echo "make test   - install (if needed), ruff, unit tests, notebooks in smoke mode (nbval)"
+	@echo "make test   - install (if needed), ruff, unit tests, notebooks in smoke mode (nbval),"
+	@echo "              the HTML book, and the headless-Chromium test of every page"
 	@echo "make book   - install (if needed), build the HTML book into _build/html"
+	@echo "make browser - test the built book in headless Chromium (after make book)"
 
 # Re-runs are fast: the install only happens when requirements.txt or pyproject.toml changed.
 $(STAMP): requirements.txt pyproject.toml
@@ -20,19 +27,43 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check minidiff tests bench
+	$(BIN)/ruff check minidiff tests bench .ci book/_ext
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests -n 2 -q
+	$(BIN)/python -m pytest tests -n 2 -q --ignore=tests/test_book_browser.py
 
 notebooks: $(STAMP)
 	MINIDIFF_SMOKE=1 $(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:randomly -q notebooks
 
-test: lint unit notebooks
+# Debian's chromium and chromium-driver (same version, from the same apt source); never a
+# browser download from elsewhere. Needs root (CI runs as root) or sudo.
+browser-deps:
+	@if [ ! -x $(CHROMIUM) ] || [ ! -x $(CHROMEDRIVER) ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  echo "installing Debian chromium + chromium-driver"; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; \
+	fi
 
-book: $(STAMP)
+$(MATHJAX): $(STAMP)
+	rm -rf _build/_mathjax
+	mkdir -p _build/_mathjax
+	cp -r "$$($(BIN)/python -c 'import mathjax, pathlib; print(pathlib.Path(mathjax.__file__).parent / "static/mathjax/es5")')" \
+	  _build/_mathjax/mathjax
+	test -f $(MATHJAX)
+
+book: $(STAMP) $(MATHJAX)
 	$(BIN)/python .ci/check_notebook_outputs.py
+	rm -rf _build/html  # no stale pages: the browser test opens every page in the build
 	$(BIN)/jupyter-book build . -W -n --keep-going
+
+# The real-browser test of every page of _build/html (run `make book` first).
+browser: $(STAMP) browser-deps
+	MINIDIFF_REQUIRE_BOOK=1 CHROMIUM=$(CHROMIUM) CHROMEDRIVER=$(CHROMEDRIVER) $(BIN)/python -m pytest -q -p no:randomly tests/test_book_browser.py
+
+test: lint unit notebooks
+	$(MAKE) book
+	$(MAKE) browser
 
 clean:
 	rm -rf _build .pytest_cache

@@ -1,4 +1,9 @@
-"""Fail if a notebook listed in _toc.yml has code cells without stored outputs (the book never executes)."""
+"""Checks on the notebooks listed in _toc.yml, run by `make book` before the build.
+
+1. Every code cell has stored outputs of a full run and none raised (the book never executes).
+2. A notebook that uses one of the book's math macros carries the macro cell of .ci/macros.py,
+   identical to the definitions in _config.yml, so it renders when opened alone (Jupyter, Colab).
+"""
 
 from __future__ import annotations
 
@@ -7,26 +12,44 @@ import pathlib
 import re
 import sys
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from macros import macro_cell, macros, uses_macros  # noqa: E402
+
 
 def toc_notebooks(toc: pathlib.Path) -> list[pathlib.Path]:
     files = re.findall(r"^\s*-?\s*(?:file|root):\s*(\S+)", toc.read_text(), flags=re.M)
     return [p for f in files if (p := toc.parent / f"{f}.ipynb").exists()]
 
 
+def check_outputs(nb: dict) -> list[str]:
+    code = [c for c in nb["cells"] if c["cell_type"] == "code" and "".join(c["source"]).strip()]
+    missing = [i for i, c in enumerate(code) if c.get("execution_count") is None]
+    errors = [i for i, c in enumerate(code) if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+    if missing or errors:
+        return [f"unexecuted code cells {missing}, cells with errors {errors}"]
+    return []
+
+
+def check_macros(nb: dict, defs: dict[str, str]) -> list[str]:
+    cell = macro_cell(defs)
+    markdown = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown"]
+    used = sorted({name for src in markdown if src.strip() != cell for name in uses_macros(src, defs)})
+    if used and not any(src.strip() == cell for src in markdown):
+        return [f"uses the macros {used} but has no markdown cell equal to the output of `python .ci/macros.py`"]
+    return []
+
+
 def main() -> int:
     root = pathlib.Path(__file__).resolve().parent.parent
+    defs = macros(root / "_config.yml")
     bad = []
     for nb_path in toc_notebooks(root / "_toc.yml"):
         nb = json.loads(nb_path.read_text())
-        code = [c for c in nb["cells"] if c["cell_type"] == "code" and "".join(c["source"]).strip()]
-        missing = [i for i, c in enumerate(code) if c.get("execution_count") is None]
-        errors = [i for i, c in enumerate(code) if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
-        if missing or errors:
-            bad.append(f"{nb_path.relative_to(root)}: unexecuted code cells {missing}, cells with errors {errors}")
+        bad += [f"{nb_path.relative_to(root)}: {msg}" for msg in check_outputs(nb) + check_macros(nb, defs)]
     if bad:
-        print("Notebooks in the TOC must be stored with the outputs of a full run:\n  " + "\n  ".join(bad))
+        print("Notebooks in the TOC fail the book's checks:\n  " + "\n  ".join(bad))
         return 1
-    print("notebook outputs: ok")
+    print("notebook outputs and math macros: ok")
     return 0
 
 
