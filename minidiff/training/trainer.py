@@ -87,6 +87,9 @@ class Trainer:
         self.dist = dist_info or init_distributed(c.device)
         self.device = self.dist.device
         self.out = Path(c.out)
+        resume_state = None
+        if resume and (self.out / "last.pt").exists():  # refuse another run's checkpoint before any work
+            resume_state = self._check_resumable(self.out / "last.pt")
         self.amp_dtype, use_scaler = resolve_amp(c.amp, self.device)
         torch.manual_seed(c.seed + self.dist.rank)  # initial weights: same on every rank; dropout differs
         self.model = build_model(c)
@@ -114,8 +117,8 @@ class Trainer:
         self.noise_gen = torch.Generator(device=self.device).manual_seed(c.seed + 1)
         self.step = 0
         self._saved_step = -1
-        if resume and (self.out / "last.pt").exists():
-            self.load(self.out / "last.pt")
+        if resume_state is not None:
+            self.load(self.out / "last.pt", resume_state)
 
         net = self.model
         if self.dist.distributed:
@@ -138,12 +141,16 @@ class Trainer:
                     "noise": self.noise_gen.get_state()},
         }
 
-    def load(self, path: str | Path) -> None:
-        """Restore a checkpoint of the same run (same :data:`~minidiff.training.config.RUN_FIELDS`)."""
+    def _check_resumable(self, path: str | Path) -> dict[str, Any]:
         state = load_checkpoint(path, map_location=self.device)
         diff = config_mismatch(state["config"], self.config.to_dict())
         if diff:
             raise CheckpointError(f"{path} is from a different run; {diff}")
+        return state
+
+    def load(self, path: str | Path, state: dict[str, Any] | None = None) -> None:
+        """Restore a checkpoint of the same run (same :data:`~minidiff.training.config.RUN_FIELDS`)."""
+        state = state if state is not None else self._check_resumable(path)
         try:
             self.model.load_state_dict(state["model"])
             self.ema.load_state_dict(state["ema"])
