@@ -14,6 +14,7 @@ from minidiff.metrics import (
     get_metric,
     mmd_rbf,
     noise_floor,
+    real_pair_values,
     sliced_wasserstein,
     versus_floor,
 )
@@ -121,6 +122,18 @@ def test_noise_floor_is_the_mean_metric_over_the_seed_pairs():
     assert noise_floor(make_gaussian, energy_distance, n=100, seeds=pairs) == pytest.approx(expected)
 
 
+def test_real_pair_values_has_one_value_per_default_pair_and_the_floor_is_their_mean():
+    values = real_pair_values(make_gaussian, "sliced_wasserstein", n=100, n_pairs=4)
+    assert len(values) == 4 and len(set(values)) == 4
+    assert noise_floor(make_gaussian, "sliced_wasserstein", n=100, n_pairs=4) == pytest.approx(np.mean(values))
+
+
+def test_versus_floor_averages_over_a_list_of_references():
+    samples, refs = gaussian(300, 0), [gaussian(300, 1), gaussian(300, 2)]
+    report = versus_floor(samples, refs, "energy_distance", floor=1.0)
+    assert report.value == pytest.approx(np.mean([energy_distance(samples, r) for r in refs]))
+
+
 def test_versus_floor_reports_the_ratio_to_the_floor():
     samples, ref = gaussian(500, 0, shift=1.0), gaussian(500, 1)
     report = versus_floor(samples, ref, "sliced_wasserstein", make_data=make_gaussian)
@@ -160,5 +173,7 @@ def test_metrics_reject_bad_types_and_values():
         noise_floor(make_gaussian, n=1)
     with pytest.raises(ValueError, match="pairs of different seeds"):
         noise_floor(make_gaussian, n=10, seeds=((1, 1),))
+    with pytest.raises(ValueError, match="n_pairs must be a positive int, got n_pairs = 0"):
+        noise_floor(make_gaussian, n=10, n_pairs=0)
     with pytest.raises(ValueError, match="needs floor or make_data"):
         versus_floor(x, x)

@@ -8,11 +8,12 @@ from .two_d import (
     median_bandwidth,
     mmd_rbf,
     noise_floor,
+    real_pair_values,
     sliced_wasserstein,
     versus_floor,
 )
 
 __all__ = [
     "METRICS", "FloorReport", "energy_distance", "get_metric", "median_bandwidth", "mmd_rbf", "noise_floor",
-    "sliced_wasserstein", "versus_floor",
+    "real_pair_values", "sliced_wasserstein", "versus_floor",
 ]

@@ -158,23 +158,41 @@ def _metric_name(metric: str | Metric) -> str:
     return metric if isinstance(metric, str) else getattr(metric, "__name__", "metric")
 
 
-def noise_floor(
+def _default_pairs(n_pairs: int) -> list[tuple[int, int]]:
+    if isinstance(n_pairs, bool) or not isinstance(n_pairs, int) or n_pairs < 1:
+        raise ValueError(f"n_pairs must be a positive int, got n_pairs = {n_pairs!r}")
+    return [(101 + 2 * i, 102 + 2 * i) for i in range(n_pairs)]
+
+
+def real_pair_values(
     make_data: Callable[[int, int], ArrayLike], metric: str | Metric = "sliced_wasserstein", n: int = 5000,
-    seeds: Sequence[tuple[int, int]] = ((101, 102), (103, 104), (105, 106)),
-) -> float:
-    """The metric between two independent real draws of size n, averaged over the seed pairs.
+    seeds: Sequence[tuple[int, int]] | None = None, n_pairs: int = 3,
+) -> list[float]:
+    """The metric between two independent real draws of size n, once per seed pair.
 
     ``make_data(n, seed)`` returns n real points, e.g. ``lambda n, s: md.make_toy("moons", n, seed=s)``.
-    This is the smallest value a perfect model can expect at sample size n. The default seeds are
-    disjoint from the seed-0 training draws used in the chapters. Chapter "Training a denoiser".
+    ``seeds`` defaults to ``n_pairs`` pairs (101, 102), (103, 104), ...: disjoint from the seed-0
+    training draws and the seed-1000+ reference draws used in the chapters. Their spread shows how
+    much a metric moves between two equally good samples. Chapter "Training a denoiser".
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 2:
         raise ValueError(f"n must be an int >= 2, got n = {n!r}")
-    seeds = list(seeds)
+    seeds = _default_pairs(n_pairs) if seeds is None else list(seeds)
     if not seeds or any(len(pair) != 2 or pair[0] == pair[1] for pair in seeds):
         raise ValueError(f"seeds must be a non-empty list of pairs of different seeds, got {seeds!r}")
     fn = get_metric(metric)
-    return float(np.mean([fn(make_data(n, a), make_data(n, b)) for a, b in seeds]))
+    return [fn(make_data(n, a), make_data(n, b)) for a, b in seeds]
+
+
+def noise_floor(
+    make_data: Callable[[int, int], ArrayLike], metric: str | Metric = "sliced_wasserstein", n: int = 5000,
+    seeds: Sequence[tuple[int, int]] | None = None, n_pairs: int = 3,
+) -> float:
+    """The noise floor: the mean of :func:`real_pair_values`, the metric between two independent real
+    draws of size n. The smallest value a perfect model can expect at sample size n.
+    Chapter "Training a denoiser".
+    """
+    return float(np.mean(real_pair_values(make_data, metric, n, seeds, n_pairs)))
 
 
 class FloorReport(NamedTuple):
@@ -193,19 +211,24 @@ class FloorReport(NamedTuple):
 
 
 def versus_floor(
-    samples: ArrayLike, reference: ArrayLike, metric: str | Metric = "sliced_wasserstein",
+    samples: ArrayLike, reference: ArrayLike | Sequence[ArrayLike], metric: str | Metric = "sliced_wasserstein",
     floor: float | None = None, make_data: Callable[[int, int], ArrayLike] | None = None,
 ) -> FloorReport:
-    """The metric between ``samples`` and a real ``reference`` draw, reported beside its noise floor.
+    """The metric between ``samples`` and real data, reported beside its noise floor.
 
-    Give ``floor`` (from :func:`noise_floor`) or ``make_data`` to measure it at n = len(samples).
-    Chapter "Training a denoiser".
+    ``reference``: one real draw, or a list of independent draws (the value is then the mean over
+    them, which halves the reference's share of the sampling noise). Give ``floor`` (from
+    :func:`noise_floor`) or ``make_data`` to measure it at n = len(samples). Chapter "Training a denoiser".
     """
     fn = get_metric(metric)
+    references = list(reference) if isinstance(reference, (list, tuple)) else [reference]
+    if not references:
+        raise ValueError("reference must be a point cloud or a non-empty list of them, got an empty list")
     if floor is None:
         if make_data is None:
             raise ValueError("versus_floor needs floor or make_data (to measure the noise floor)")
         floor = noise_floor(make_data, fn, int(samples.shape[0]))
     if not floor >= 0:
         raise ValueError(f"floor must be >= 0, got floor = {floor!r}")
-    return FloorReport(_metric_name(metric), fn(samples, reference), float(floor))
+    value = float(np.mean([fn(samples, ref) for ref in references]))
+    return FloorReport(_metric_name(metric), value, float(floor))
