@@ -1,22 +1,42 @@
 """The book's Sphinx extension: two cross-reference roles and two fixes for the offline HTML.
 
 - ``{src}`tests/test_forward.py::test_one_step_has_eq2_moments``` renders as that text, linked to
-  ``<repository url>/blob/<branch>/tests/test_forward.py``. The URL and branch come from the
+  ``<repository url>/blob/<branch>/tests/test_forward.py``; ``{src}`q_sample <minidiff/forward.py>```
+  shows only ``q_sample``. The URL and branch come from the
   ``repository:`` section of _config.yml (via ``html_theme_options``), the one place they are set.
-- ``{chapter}`notebooks/01_forward_process``` links to that chapter (with its title) when it is in
+- ``{chapter}`notebooks/01_forward_process``` (or ``{chapter}`title <notebooks/...>```) links to
+  that chapter (with its own title, or the given one) when it is in
   the table of contents, and renders as plain text otherwise, so pages can name chapters that are
   still being written without breaking the strict (``-W -n``) build. The page is rebuilt when the
   chapter's notebook appears or changes.
 - MathJax (served from the build) is loaded on every page, so math in the navigation renders
   on pages whose own content has none.
+- Matplotlib's HTML animation player (``to_jshtml``) links Font Awesome 4 from a CDN for its
+  button icons; the link is dropped from notebook outputs, and the theme's own bundled Font
+  Awesome draws the same ``fa fa-play``-style icons offline.
 - Each inline script is written once per page: sphinx-thebe's configuration script otherwise
   appears twice and the second copy throws "Identifier 'THEBE_JS_URL' has already been declared".
 """
 
 from __future__ import annotations
 
+import re
+
 from docutils import nodes
 from sphinx import addnodes
+
+# <link rel="stylesheet" href="https://maxcdn.bootstrapcdn.com/font-awesome/4.4.0/css/font-awesome.min.css">
+_CDN_FONT_AWESOME = re.compile(r"""<link\b[^>]*href=["']https?://[^"']*font-awesome[^"']*["'][^>]*>""", re.I)
+
+
+def drop_cdn_font_awesome(app, doctree, docname):
+    """Remove the CDN stylesheet link from raw HTML outputs (matplotlib's animation player)."""
+    for node in list(doctree.findall(nodes.raw)):
+        text = node.astext()
+        if "html" in node.get("format", "") and _CDN_FONT_AWESOME.search(text):
+            new = nodes.raw(node.rawsource, _CDN_FONT_AWESOME.sub("", text), format=node["format"])
+            new["classes"] = list(node.get("classes", []))
+            node.replace_self(new)
 
 
 def _repo_base(app) -> str:
@@ -30,21 +50,26 @@ def _repo_base(app) -> str:
 
 def setup(app):
     def src_role(name, rawtext, text, lineno, inliner, options=None, content=None):
-        path = text.split("::", 1)[0].strip()
+        explicit = re.match(r"^(.+?)\s*<([^<>]+)>$", text.strip())  # {src}`title <path::name>`
+        title, target = (explicit.group(1), explicit.group(2)) if explicit else (text, text)
+        path = target.split("::", 1)[0].strip()
         node = nodes.reference(rawtext, "", refuri=f"{_repo_base(app)}/{path}", classes=["minidiff-src"])
-        node += nodes.literal(text, text)
+        node += nodes.literal(title, title)
         return [node], []
 
     def chapter_role(name, rawtext, text, lineno, inliner, options=None, content=None):
         env = inliner.document.settings.env
-        docname = text.strip().lstrip("/")
+        explicit = re.match(r"^(.+?)\s*<([^<>]+)>$", text.strip())  # {chapter}`title <notebooks/name>`
+        title, target = (explicit.group(1), explicit.group(2)) if explicit else (None, text)
+        docname = target.strip().lstrip("/")
         # A missing file counts as changed at every build, so this page is re-read once it exists.
         env.note_dependency(env.relfn2path(f"/{docname}.ipynb")[1])
         if docname not in env.found_docs:
-            return [nodes.inline(rawtext, f"{docname}.ipynb (in preparation)", classes=["minidiff-todo"])], []
+            label = f"{title or docname} (in preparation)"
+            return [nodes.inline(rawtext, label, classes=["minidiff-todo"])], []
         node = addnodes.pending_xref(rawtext, refdomain="std", reftype="doc", reftarget=f"/{docname}",
-                                     refexplicit=False, refwarn=True, refdoc=env.docname)
-        node += nodes.inline(rawtext, docname, classes=["xref", "std", "std-doc"])
+                                     refexplicit=bool(title), refwarn=True, refdoc=env.docname)
+        node += nodes.inline(rawtext, title or docname, classes=["xref", "std", "std-doc"])
         return [node], []
 
     def dedupe_scripts(app, pagename, templatename, context, doctree):
@@ -59,6 +84,7 @@ def setup(app):
         context["script_files"] = unique
 
     app.set_html_assets_policy("always")
+    app.connect("doctree-resolved", drop_cdn_font_awesome)
     app.connect("html-page-context", dedupe_scripts, priority=900)
     app.add_role("src", src_role)
     app.add_role("chapter", chapter_role)
