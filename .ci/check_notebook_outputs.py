@@ -3,6 +3,8 @@
 1. Every code cell has stored outputs of a full run and none raised (the book never executes).
 2. A notebook that uses one of the book's math macros carries the macro cell of .ci/macros.py,
    identical to the definitions in _config.yml, so it renders when opened alone (Jupyter, Colab).
+3. The first code cell is the Colab guard: it installs minidiff only under Colab
+   (``if "google.colab" in sys.modules: %pip install ...``), so the launch button works.
 """
 
 from __future__ import annotations
@@ -39,13 +41,23 @@ def check_macros(nb: dict, defs: dict[str, str]) -> list[str]:
     return []
 
 
+def check_colab_guard(nb: dict) -> list[str]:
+    code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code" and "".join(c["source"]).strip()]
+    first = code[0] if code else ""
+    if "google.colab" not in first or "pip install" not in first:
+        return ["the first code cell must install minidiff under Colab only "
+                "(`if \"google.colab\" in sys.modules: %pip install ...`)"]
+    return []
+
+
 def main() -> int:
     root = pathlib.Path(__file__).resolve().parent.parent
     defs = macros(root / "_config.yml")
     bad = []
     for nb_path in toc_notebooks(root / "_toc.yml"):
         nb = json.loads(nb_path.read_text())
-        bad += [f"{nb_path.relative_to(root)}: {msg}" for msg in check_outputs(nb) + check_macros(nb, defs)]
+        problems = check_outputs(nb) + check_macros(nb, defs) + check_colab_guard(nb)
+        bad += [f"{nb_path.relative_to(root)}: {msg}" for msg in problems]
     if bad:
         print("Notebooks in the TOC fail the book's checks:\n  " + "\n  ".join(bad))
         return 1
