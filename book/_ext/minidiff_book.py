@@ -2,7 +2,8 @@
 
 - ``{src}`tests/test_forward.py::test_one_step_has_eq2_moments``` renders as that text, linked to
   ``<repository url>/blob/<branch>/tests/test_forward.py``; ``{src}`q_sample <minidiff/forward.py>```
-  shows only ``q_sample``. The URL and branch come from the
+  shows only ``q_sample``. A link to a missing file, or to a function or class that the file does
+  not define, is a build warning (an error under ``-W``). The URL and branch come from the
   ``repository:`` section of _config.yml (via ``html_theme_options``), the one place they are set.
 - ``{chapter}`notebooks/01_forward_process``` (or ``{chapter}`title <notebooks/...>```) links to
   that chapter (with its own title, or the given one) when it is in
@@ -20,10 +21,14 @@
 
 from __future__ import annotations
 
+import pathlib
 import re
 
 from docutils import nodes
 from sphinx import addnodes
+from sphinx.util import logging
+
+logger = logging.getLogger(__name__)
 
 # <link rel="stylesheet" href="https://maxcdn.bootstrapcdn.com/font-awesome/4.4.0/css/font-awesome.min.css">
 _CDN_FONT_AWESOME = re.compile(r"""<link\b[^>]*href=["']https?://[^"']*font-awesome[^"']*["'][^>]*>""", re.I)
@@ -48,11 +53,23 @@ def _repo_base(app) -> str:
     return f"{url}/blob/{branch}"
 
 
+def _check_target(app, env, lineno, path: str, name: str) -> None:
+    """Warn (an error under -W) when a {src} link names a file or a function that does not exist."""
+    file = pathlib.Path(app.srcdir) / path
+    if not file.is_file():
+        logger.warning(f"{{src}} link to a missing file: {path}", location=(env.docname, lineno))
+        return
+    env.note_dependency(str(file))
+    if name and not re.search(rf"^\s*(?:async\s+)?(?:def|class)\s+{re.escape(name)}\b", file.read_text(), re.M):
+        logger.warning(f"{{src}} link to {name!r}, which {path} does not define", location=(env.docname, lineno))
+
+
 def setup(app):
     def src_role(name, rawtext, text, lineno, inliner, options=None, content=None):
         explicit = re.match(r"^(.+?)\s*<([^<>]+)>$", text.strip())  # {src}`title <path::name>`
         title, target = (explicit.group(1), explicit.group(2)) if explicit else (text, text)
-        path = target.split("::", 1)[0].strip()
+        path, _, name = (part.strip() for part in target.partition("::"))
+        _check_target(app, inliner.document.settings.env, lineno, path, name)
         node = nodes.reference(rawtext, "", refuri=f"{_repo_base(app)}/{path}", classes=["minidiff-src"])
         node += nodes.literal(title, title)
         return [node], []
