@@ -8,8 +8,8 @@
 - ``{chapter}`notebooks/01_forward_process``` (or ``{chapter}`title <notebooks/...>```) links to
   that chapter (with its own title, or the given one) when it is in
   the table of contents, and renders as plain text otherwise, so pages can name chapters that are
-  still being written without breaking the strict (``-W -n``) build. The page is rebuilt when the
-  chapter's notebook appears or changes.
+  still being written without breaking the strict (``-W -n``) build. Pages with such links are
+  re-read at every build, so they follow the table of contents.
 - MathJax (served from the build) is loaded on every page, so math in the navigation renders
   on pages whose own content has none.
 - Matplotlib's HTML animation player (``to_jshtml``) links Font Awesome 4 from a CDN for its
@@ -79,8 +79,10 @@ def setup(app):
         explicit = re.match(r"^(.+?)\s*<([^<>]+)>$", text.strip())  # {chapter}`title <notebooks/name>`
         title, target = (explicit.group(1), explicit.group(2)) if explicit else (None, text)
         docname = target.strip().lstrip("/")
-        # A missing file counts as changed at every build, so this page is re-read once it exists.
-        env.note_dependency(env.relfn2path(f"/{docname}.ipynb")[1])
+        # Pages with {chapter} links are re-read at every build (see below), so they follow the TOC.
+        if not hasattr(env, "minidiff_chapter_docs"):
+            env.minidiff_chapter_docs = set()
+        env.minidiff_chapter_docs.add(env.docname)
         if docname not in env.found_docs:
             label = f"{title or docname} (in preparation)"
             return [nodes.inline(rawtext, label, classes=["minidiff-todo"])], []
@@ -100,6 +102,14 @@ def setup(app):
                 unique.append(js)
         context["script_files"] = unique
 
+    def reread_chapter_links(app, env, added, changed, removed):
+        return sorted(getattr(env, "minidiff_chapter_docs", set()) & env.found_docs - removed)
+
+    def purge(app, env, docname):
+        getattr(env, "minidiff_chapter_docs", set()).discard(docname)
+
+    app.connect("env-get-outdated", reread_chapter_links)
+    app.connect("env-purge-doc", purge)
     app.set_html_assets_policy("always")
     app.connect("doctree-resolved", drop_cdn_font_awesome)
     app.connect("html-page-context", dedupe_scripts, priority=900)
