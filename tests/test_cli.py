@@ -64,6 +64,7 @@ def test_corrupt_checkpoint_and_checkpoint_from_another_preset_are_refused(run_d
     assert "preset: the checkpoint has 'tiny', this run has 'mnist'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_python_dash_m_minidiff_exits_2_without_a_traceback():
     r = subprocess.run([sys.executable, "-m", "minidiff", "info", "--preset", "nope"], capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.startswith("minidiff: error: unknown preset") and "Traceback" not in r.stderr
