@@ -323,3 +323,8 @@ def test_screenshots_of_the_intro_and_a_notebook_page(site, browser):
     _wait_for_images(browser)
     assert browser.save_screenshot(str(SCREENSHOTS / f"{page.stem}.png"))
     assert (SCREENSHOTS / f"{page.stem}.png").stat().st_size > 10_000
+    # ... and the same page at its first figure, to see that the stored outputs render.
+    if browser.execute_script("const i = document.querySelector('.cell_output img');"
+                              "if (i) i.scrollIntoView({block: 'center'}); return !!i"):
+        time.sleep(0.2)
+        assert browser.save_screenshot(str(SCREENSHOTS / f"{page.stem}_figure.png"))
