@@ -9,9 +9,13 @@ MATHJAX := _build/_mathjax/mathjax/tex-chtml.js
 CHROMIUM ?= /usr/bin/chromium
 CHROMEDRIVER ?= /usr/bin/chromedriver
 
-.PHONY: test unit notebooks lint book browser browser-deps clean help
+.PHONY: setup test unit notebooks lint book browser browser-deps clean help
+
+# `make` alone installs everything the tests and the book need, then lists the targets.
+setup: $(STAMP) browser-deps $(MATHJAX) help
 
 help:
+	@echo "make       - install everything (.venv, MathJax for the book, Debian chromium + chromium-driver)"
 	@echo "make test   - install (if needed), ruff, unit tests, notebooks in smoke mode (nbval),"
 	@echo "              the HTML book, and the headless-Chromium test of every page"
 	@echo "make book   - install (if needed), build the HTML book into _build/html"
