@@ -189,6 +189,8 @@ def _network_problems(entries: list[dict], origin: str) -> list[str]:
             if status >= 400:
                 problems.append(f"HTTP {status}: {params['response']['url']}")
         elif method == "Network.loadingFailed":
+            if params.get("canceled") and not params.get("blockedReason"):
+                continue  # the browser dropped it on leaving the page, not a failure of the page
             url = urls.get(params["requestId"], params["requestId"])
             problems.append(f"failed request ({params.get('errorText')}): {url}")
     return problems
