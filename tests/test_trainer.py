@@ -134,3 +134,23 @@ def test_nan_guard_catches_a_non_finite_gradient_with_a_finite_loss(tmp_path):
 def test_class_conditional_training_runs_and_trains_the_class_embedding(tmp_path):
     trainer = run(small_config(tmp_path, steps=3, class_conditional=True, class_dropout=0.5))
     assert trainer.model.num_classes == 10 and trainer.model.class_emb.weight.grad is not None
+
+
+def test_ctrl_c_finishes_the_step_and_saves_a_checkpoint_there(tmp_path):
+    import signal
+
+    trainer = Trainer(small_config(tmp_path, steps=6, ckpt_every=100), data=small_data())
+    calls = {"n": 0}
+
+    def hook(module, inputs, output):
+        calls["n"] += module.training
+        if calls["n"] == 2:
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C in the middle of the second step
+
+    trainer.model.register_forward_hook(hook)
+    before = signal.getsignal(signal.SIGINT)
+    if before in (signal.SIG_IGN, None):
+        pytest.skip("SIGINT is ignored in this process")
+    assert trainer.fit()["step"] == 2
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 2
+    assert signal.getsignal(signal.SIGINT) is before  # the previous handler is restored

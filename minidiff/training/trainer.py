@@ -103,11 +103,20 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         self.schedule = get_schedule(c.schedule, c.T).to(self.device)
 
-        self.data = data if data is not None else load_dataset(c.data, root=c.data_dir, offline=c.offline)
+        if data is None:  # the main process downloads first; the others then read its cache
+            if not self.dist.is_main:
+                barrier(self.dist)
+            data = load_dataset(c.data, root=c.data_dir, offline=c.offline)
+            if self.dist.is_main:
+                barrier(self.dist)
+            self._expect_preset_shape = True
+        else:
+            self._expect_preset_shape = False
+        self.data = data
         from ..nets.presets import get_preset
 
         expected = get_preset(c.preset).image_shape
-        if data is None and self.data.image_shape != expected:
+        if self._expect_preset_shape and self.data.image_shape != expected:
             raise ValueError(f"preset {c.preset!r} is for images {expected}, data {c.data!r} has "
                              f"{self.data.image_shape}")
         flip = self.data.flip if c.flip is None else c.flip
@@ -314,6 +323,8 @@ class Trainer:
                     self.save()
             if pending is not None:
                 self._check_finite(*pending)
+            if loss_sum is not None:  # steps since the last log row (e.g. after Ctrl-C)
+                last_loss = (loss_sum / n_sum).item()
             if self._saved_step != self.step:
                 self.save()  # at exit (the end, or Ctrl-C at a step boundary)
         finally:
