@@ -3,7 +3,8 @@
 A PixelCNN++-style U-Net backbone on Wide-ResNet blocks:
 
 - GroupNorm(32) and SiLU ("swish") everywhere;
-- the timestep t enters as a sinusoidal (Transformer) embedding followed by a two-layer MLP, and
+- the timestep t enters as a sinusoidal (Transformer) embedding, computed as in the official code
+  (:func:`ddpm_timestep_embedding`), followed by a two-layer MLP, and
   every residual block adds a projection of it after its first convolution;
 - self-attention (one head) at the listed resolutions and in the middle block;
 - convolutional down-sampling (stride 2) and nearest-neighbour up-sampling followed by a convolution,
@@ -26,7 +27,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .embedding import timestep_embedding
+
+def ddpm_timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """The official code's sinusoidal embedding of t: (B,) -> (B, dim): [sin(t ω_k), cos(t ω_k)].
+
+    ω_k = max_period^(−k/(dim/2 − 1)), k = 0..dim/2−1 (``get_timestep_embedding`` in
+    ``diffusion_tf/nn.py``). It differs from :func:`minidiff.nets.timestep_embedding` only in the
+    order (sin first) and the frequency spacing; matching the official code exactly keeps the
+    network weight-compatible with the released DDPM checkpoints (and diffusers' ports of them).
+    """
+    if dim < 4 or dim % 2:
+        raise ValueError(f"dim must be even and >= 4, got dim = {dim}")
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / (half - 1))
+    args = t.float()[:, None] * freqs[None]
+    return torch.cat([torch.sin(args), torch.cos(args)], dim=-1)
 
 
 def _init(module: nn.Module, scale: float = 1.0) -> nn.Module:
@@ -210,7 +225,7 @@ class UNet(nn.Module):
             raise ValueError(f"UNet expects x of shape (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
         if t.dim() == 0:
             t = t.expand(x.shape[0])
-        temb = self.temb(timestep_embedding(t, self.ch).to(x.dtype))
+        temb = self.temb(ddpm_timestep_embedding(t, self.ch).to(x.dtype))
         if self.class_emb is not None:
             if y is None:
                 y = torch.full((x.shape[0],), self.num_classes, dtype=torch.long, device=x.device)
