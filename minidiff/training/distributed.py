@@ -73,6 +73,15 @@ def gather_objects(obj, info: DistInfo) -> list:
     return out
 
 
+def all_reduce_mean(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """The mean of ``x`` over all ranks (``x`` itself in a single process)."""
+    if not info.distributed:
+        return x
+    x = x.detach().clone()
+    dist.all_reduce(x)
+    return x / info.world_size
+
+
 def cleanup(info: DistInfo) -> None:
     if info.distributed and dist.is_initialized():
         dist.destroy_process_group()

@@ -26,7 +26,7 @@ from ..samplers import sample
 from ..schedules import get_schedule
 from .checkpoint import CheckpointError, load_checkpoint, save_numbered
 from .config import TrainConfig, build_model, config_mismatch
-from .distributed import DistInfo, barrier, cleanup, gather_objects, init_distributed
+from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, gather_objects, init_distributed
 from .ema import EMA
 
 LOG_FIELDS = ("step", "loss", "grad_norm", "lr", "images_per_s", "elapsed_s")
@@ -307,7 +307,7 @@ class Trainer:
                     pending = None
                 if due_log:
                     now = time.perf_counter()
-                    last_loss = (loss_sum / n_sum).item()
+                    last_loss = all_reduce_mean(loss_sum / n_sum, self.dist).item()  # over the global batch
                     ips = (self.step - last_step) * c.batch_size / max(now - last_time, 1e-9)
                     bar.set_postfix(loss=f"{last_loss:.4f}", img_s=f"{ips:.0f}")
                     if main:
