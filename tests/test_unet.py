@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from minidiff.nets.presets import PRESETS, build_unet, get_preset
-from minidiff.nets.unet import AttnBlock, Downsample, UNet, count_parameters, guided
+from minidiff.nets.unet import AttnBlock, Downsample, UNet, count_parameters, from_diffusers_state_dict, guided
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "unet_throughput.py"
 
@@ -45,7 +45,10 @@ def test_diffusers_unet2dmodel_equivalent_config_has_the_same_parameter_count():
     spec = importlib.util.spec_from_file_location("unet_throughput", BENCH)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    assert count_parameters(bench.diffusers_equivalent(diffusers)) == 35_746_307
+    theirs = bench.diffusers_equivalent(diffusers)
+    assert count_parameters(theirs) == 35_746_307
+    # Tensor for tensor, same shapes: load_state_dict is strict.
+    build_unet("cifar10").load_state_dict(from_diffusers_state_dict(theirs.state_dict()))
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
@@ -119,31 +122,6 @@ def test_bad_arguments_raise_errors_naming_them():
         build_unet("tiny")(torch.randn(1, 1, 8, 8), torch.tensor([0]), torch.tensor([0]))
 
 
-def _diffusers_to_minidiff(sd: dict) -> dict:
-    """Rename a diffusers UNet2DModel state dict to minidiff's UNet names (fusing q, k, v)."""
-    out, qkv = {}, {}
-    for name, value in sd.items():
-        n = (name.replace("time_embedding.linear_1", "temb.0").replace("time_embedding.linear_2", "temb.2")
-             .replace("down_blocks", "down").replace("up_blocks", "up").replace(".resnets.", ".blocks.")
-             .replace(".attentions.", ".attns.").replace("downsamplers.0", "downsample")
-             .replace("upsamplers.0", "upsample").replace("time_emb_proj", "temb_proj")
-             .replace("conv_shortcut", "shortcut").replace("group_norm", "norm").replace("to_out.0", "proj_out")
-             .replace("conv_norm_out", "norm_out"))
-        n = n.replace("mid_block.blocks.0", "mid.0").replace("mid_block.attns.0", "mid.1") \
-             .replace("mid_block.blocks.1", "mid.2")
-        if ".to_q." in n or ".to_k." in n or ".to_v." in n:
-            qkv[n] = value
-            continue
-        if "proj_out.weight" in n:
-            value = value[:, :, None, None]  # Linear (C, C) -> 1x1 conv
-        out[n] = value
-    for n in [k for k in qkv if ".to_q." in k]:
-        parts = [qkv[n.replace(".to_q.", f".to_{c}.")] for c in "qkv"]
-        fused = torch.cat(parts)
-        out[n.replace(".to_q.", ".qkv.")] = fused[:, :, None, None] if fused.dim() == 2 else fused
-    return out
-
-
 @pytest.mark.slow
 def test_forward_equals_diffusers_unet2dmodel_with_the_same_weights():
     """An independent implementation: diffusers' port of the official DDPM network, weights copied over."""
@@ -156,7 +134,7 @@ def test_forward_equals_diffusers_unet2dmodel_with_the_same_weights():
         attention_head_dim=None).eval()
     ours = UNet(in_channels=3, ch=32, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(8,), resolution=16,
                 num_groups=8, dropout=0.0).eval()
-    ours.load_state_dict(_diffusers_to_minidiff(theirs.state_dict()))  # strict: every tensor has a partner
+    ours.load_state_dict(from_diffusers_state_dict(theirs.state_dict()))  # strict: every tensor has a partner
     x, t = torch.randn(2, 3, 16, 16), torch.tensor([3, 700])
     with torch.no_grad():
         torch.testing.assert_close(ours(x, t), theirs(x, t).sample, atol=1e-5, rtol=1e-4)

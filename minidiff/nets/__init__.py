@@ -3,7 +3,8 @@
 from .embedding import timestep_embedding
 from .mlp import MLPDenoiser
 from .presets import PRESETS, Preset, build_unet, get_preset
-from .unet import UNet, count_parameters, guided
+from .unet import UNet, count_parameters, from_diffusers_state_dict, guided
 
-__all__ = ["PRESETS", "MLPDenoiser", "Preset", "UNet", "build_unet", "count_parameters", "get_preset", "guided",
+__all__ = ["PRESETS", "MLPDenoiser", "Preset", "UNet", "build_unet", "count_parameters", "from_diffusers_state_dict",
+           "get_preset", "guided",
            "timestep_embedding"]
