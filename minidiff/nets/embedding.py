@@ -1,4 +1,8 @@
-"""Sinusoidal timestep embedding (Transformer positional encoding; DDPM Appendix B)."""
+"""Sinusoidal timestep embeddings (Transformer positional encoding; DDPM Appendix B).
+
+Two variants, both used: :func:`timestep_embedding` (cos first, for the Part I MLP) and
+:func:`ddpm_timestep_embedding` (the official code's, for the U-Net, so released weights load).
+"""
 
 from __future__ import annotations
 
@@ -21,3 +25,19 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     if dim % 2:
         emb = torch.nn.functional.pad(emb, (0, 1))
     return emb
+
+
+def ddpm_timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """The official code's sinusoidal embedding of t: (B,) -> (B, dim): [sin(t ω_k), cos(t ω_k)].
+
+    ω_k = max_period^(−k/(dim/2 − 1)), k = 0..dim/2−1 (``get_timestep_embedding`` in
+    ``diffusion_tf/nn.py``). It differs from :func:`minidiff.nets.timestep_embedding` only in the
+    order (sin first) and the frequency spacing; matching the official code exactly keeps the
+    network weight-compatible with the released DDPM checkpoints (and diffusers' ports of them).
+    """
+    if dim < 4 or dim % 2:
+        raise ValueError(f"dim must be even and >= 4, got dim = {dim}")
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / (half - 1))
+    args = t.float()[:, None] * freqs[None]
+    return torch.cat([torch.sin(args), torch.cos(args)], dim=-1)
