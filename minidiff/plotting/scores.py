@@ -11,8 +11,9 @@ from collections.abc import Callable, Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.colors import Normalize
 
-from ._common import DATA_COLOR, DEFAULT_LIM, SAMPLE_COLOR, ArrayLike, square, to_points
+from ._common import DATA_COLOR, DEFAULT_LIM, ArrayLike, square, to_points
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -45,23 +46,43 @@ def score_on_grid(score_fn: ScoreFn, t: int, *, lim: float = DEFAULT_LIM, n_grid
     return X.numpy(), Y.numpy(), s[:, 0].reshape(n_grid, n_grid), s[:, 1].reshape(n_grid, n_grid)
 
 
-def plot_score_field(
-    score_fn: ScoreFn, t: int, *, ax=None, data: ArrayLike | None = None, lim: float = DEFAULT_LIM,
-    n_grid: int = 21, scale: float | None = None, title: str | None = None, color: str = SAMPLE_COLOR,
-    max_points: int = 2000,
-):
-    """Quiver plot of ∇ log q(x_t) at the paper's time t over [−lim, lim]², data in grey behind; returns the axes.
+def _unit_arrows(ax, X, Y, U, V, *, norm, cmap: str, n_grid: int):
+    """Draw the field as arrows of one length (its direction), coloured by log10 of its magnitude."""
+    mag = np.hypot(U, V)
+    safe = np.where(mag > 0, mag, 1.0)
+    log_mag = np.log10(np.maximum(mag, 1e-12))
+    return ax.quiver(X, Y, U / safe, V / safe, log_mag, cmap=cmap, norm=norm, angles="xy", pivot="mid",
+                     scale=n_grid / 0.8, width=0.006)
 
-    ``scale``: matplotlib's quiver scale (data units per arrow-length unit); pass the same value
-    to panels you want to compare (None: autoscale this panel).
-    """
-    X, Y, U, V = score_on_grid(score_fn, t, lim=lim, n_grid=n_grid)
-    if ax is None:
-        _, ax = plt.subplots(figsize=(4, 4))
+
+def _log_norm(fields: list[tuple[np.ndarray, ...]]) -> Normalize:
+    """One colour scale (log10 |score|, 2nd to 98th percentile) shared by the given fields."""
+    logs = np.concatenate([np.log10(np.maximum(np.hypot(U, V), 1e-12)).ravel() for _, _, U, V in fields])
+    lo, hi = np.percentile(logs, [2, 98])
+    return Normalize(vmin=float(lo), vmax=float(max(hi, lo + 1e-6)))
+
+
+def _scatter_data(ax, data: ArrayLike | None, max_points: int = 2000) -> None:
     if data is not None:
         d = to_points("data", data)[:max_points]
         ax.scatter(d[:, 0], d[:, 1], s=1.0, c=DATA_COLOR, alpha=0.6, linewidths=0)
-    ax.quiver(X, Y, U, V, color=color, scale=scale, angles="xy", width=0.006)
+
+
+def plot_score_field(
+    score_fn: ScoreFn, t: int, *, ax=None, data: ArrayLike | None = None, lim: float = DEFAULT_LIM,
+    n_grid: int = 21, norm: Normalize | None = None, cmap: str = "viridis", title: str | None = None,
+):
+    """Quiver plot of ∇ log q(x_t) at the paper's time t over [−lim, lim]², data in grey behind; returns the axes.
+
+    The score's size spans orders of magnitude (it grows like 1/(1−ᾱ_t) near the data and linearly far from it),
+    so every arrow has the same length and shows the direction; its colour shows log10 of the magnitude.
+    ``norm``: a matplotlib Normalize for that colour (None: this field's own 2nd-98th percentile range).
+    """
+    field = score_on_grid(score_fn, t, lim=lim, n_grid=n_grid)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 4))
+    _scatter_data(ax, data)
+    _unit_arrows(ax, *field, norm=norm or _log_norm([field]), cmap=cmap, n_grid=n_grid)
     square(ax, lim)
     ax.set_xlabel("$x_1$")
     ax.set_ylabel("$x_2$")
@@ -69,22 +90,15 @@ def plot_score_field(
     return ax
 
 
-def _common_scale(fields: list[tuple[np.ndarray, ...]], n_grid: int) -> float:
-    """A quiver scale for which the 95th-percentile arrow of all fields is about one grid cell long."""
-    mags = np.concatenate([np.hypot(U, V).ravel() for _, _, U, V in fields])
-    ref = float(np.percentile(mags, 95))
-    return ref * n_grid if ref > 0 else 1.0
-
-
 def score_field_grid(
     score_fns: Mapping[str, ScoreFn], ts: Sequence[int], *, data: ArrayLike | None = None,
-    lim: float = DEFAULT_LIM, n_grid: int = 17, size: float = 2.6, colors: Sequence[str] | None = None,
+    lim: float = DEFAULT_LIM, n_grid: int = 17, size: float = 2.6, cmap: str = "viridis",
     suptitle: str | None = None,
 ):
     """A grid of score fields: one row per named score function, one column per paper time t in ``ts``.
 
-    Within a column every panel shares one arrow scale, so a learned field can be compared with the
-    exact one arrow by arrow; between columns the scale changes (the score grows like 1/(1−ᾱ_t)).
+    Arrows show the direction of the score; colour shows log10 of its magnitude on one scale per column
+    (a colour bar under each column), so a learned field can be compared with the exact one arrow by arrow.
     Returns the figure.
     """
     if not score_fns:
@@ -93,24 +107,21 @@ def score_field_grid(
     if not ts:
         raise ValueError("ts must hold at least one time index, got an empty sequence")
     names = list(score_fns)
-    colors = list(colors) if colors is not None else [f"C{i}" for i in range(len(names))]
-    if len(colors) < len(names):
-        raise ValueError(f"colors must have one colour per score function ({len(names)}), got {len(colors)}")
-    fig, axes = plt.subplots(len(names), len(ts), figsize=(size * len(ts), size * len(names)), squeeze=False)
+    fig, axes = plt.subplots(len(names), len(ts), figsize=(size * len(ts), size * len(names) + 0.6),
+                             squeeze=False, layout="constrained")
     for j, t in enumerate(ts):
         fields = [score_on_grid(score_fns[name], t, lim=lim, n_grid=n_grid) for name in names]
-        scale = _common_scale(fields, n_grid)
-        for i, (name, (X, Y, U, V)) in enumerate(zip(names, fields)):
+        norm = _log_norm(fields)
+        for i, (name, field) in enumerate(zip(names, fields)):
             ax = axes[i, j]
-            if data is not None:
-                d = to_points("data", data)[:2000]
-                ax.scatter(d[:, 0], d[:, 1], s=1.0, c=DATA_COLOR, alpha=0.6, linewidths=0)
-            ax.quiver(X, Y, U, V, color=colors[i], scale=scale, angles="xy", width=0.006)
+            _scatter_data(ax, data)
+            q = _unit_arrows(ax, *field, norm=norm, cmap=cmap, n_grid=n_grid)
             square(ax, lim)
             ax.set_title(f"{name}, t = {t}", fontsize="medium")
             ax.set_xlabel("$x_1$" if i == len(names) - 1 else "")
             ax.set_ylabel("$x_2$" if j == 0 else "")
+        fig.colorbar(q, ax=list(axes[:, j]), orientation="horizontal", shrink=0.85, aspect=25,
+                     label="log$_{10}$ |score|")
     if suptitle:
         fig.suptitle(suptitle)
-    fig.tight_layout()
     return fig
