@@ -7,14 +7,24 @@ import torch
 import minidiff as md
 
 
+@pytest.fixture
+def one_thread():
+    """Small tensors: one thread is as fast, and far faster when other processes share the cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.slow
-def test_mlp_trained_on_s_curve_samples_within_1_5x_the_noise_floor():
+def test_mlp_trained_on_s_curve_samples_within_1_5x_the_noise_floor(one_thread):
+    # Measured with these seeds: ratio 1.23 (800 steps; 1.15 with 1200); about 15 s on one core.
     torch.manual_seed(0)
     n = 2000
     sch = md.get_schedule("linear", T=1000)
     model = md.MLPDenoiser(hidden=64, n_blocks=2)
     data = md.make_toy("s_curve", 5000, seed=0)
-    md.fit(model, data, sch, steps=1200, batch_size=512, lr=3e-3, seed=0, progress=False)
+    md.fit(model, data, sch, steps=800, batch_size=512, lr=3e-3, seed=0, progress=False)
     samples = md.sample(model, (n, 2), sch, seed=1)
 
     def real(size: int, seed: int) -> torch.Tensor:
