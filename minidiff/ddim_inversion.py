@@ -68,7 +68,10 @@ def ddim_encode_loop(
 
 
 def ddim_encode(model: Callable[..., torch.Tensor], x0: torch.Tensor, schedule: Schedule, **kwargs) -> torch.Tensor:
-    """Only the code x_T of :func:`ddim_encode_loop` (same arguments)."""
+    """Only the code x_T of :func:`ddim_encode_loop` (same arguments).
+
+    DDIM Eq. 12 with η = 0, run from x_0 to x_T; chapter "Sampling faster".
+    """
     last = None
     for last in ddim_encode_loop(model, x0, schedule, **kwargs):  # noqa: B007 (we want the final state)
         pass

@@ -49,6 +49,7 @@ def langevin_step_sizes(schedule: Schedule, timesteps: torch.Tensor, step_lr: fl
 
     Song & Ermon (2019), Algorithm 1: the step shrinks with the noise so that the signal-to-noise
     ratio of each update stays the same at every level. Returns (K,) float64 for ``timesteps`` (K,).
+    Chapter "Scores and Langevin dynamics".
     """
     if not step_lr > 0:
         raise ValueError(f"step_lr must be > 0, got step_lr = {step_lr}")
@@ -104,7 +105,10 @@ def annealed_langevin_loop(
 
 
 def annealed_langevin(score_fn: ScoreFn, shape: tuple[int, ...], schedule: Schedule, **kwargs) -> torch.Tensor:
-    """Only the final samples of :func:`annealed_langevin_loop` (same arguments)."""
+    """Only the final samples of :func:`annealed_langevin_loop` (same arguments).
+
+    Song & Ermon (2019), Algorithm 1, on the DDPM levels; chapter "Scores and Langevin dynamics".
+    """
     last = None
     for last in annealed_langevin_loop(score_fn, shape, schedule, **kwargs):  # noqa: B007 (we want the final state)
         pass

@@ -29,6 +29,7 @@ def score_on_grid(score_fn: ScoreFn, t: int, *, lim: float = DEFAULT_LIM, n_grid
 
     ``score_fn(x, t_code)`` takes x (B, 2) and code indices t_code = t − 1 (B,), as
     :func:`minidiff.langevin.score_from_eps` does. Returns numpy arrays (X, Y, U, V), each (n_grid, n_grid).
+    Chapter "Scores and Langevin dynamics".
     """
     if not callable(score_fn):
         raise TypeError(f"score_fn must be callable as score_fn(x, t), got {type(score_fn).__name__}")
