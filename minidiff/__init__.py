@@ -3,9 +3,11 @@
 The companion package of the minidiff book. Every function names the paper equation it implements.
 """
 
-from .data import TOYS, make_toy, toy_mixture
+from .data import TOYS, load_dataset, make_toy, save_image_grid, toy_mixture
+from .ddim_inversion import ddim_encode, ddim_encode_loop, slerp
 from .exact import ExactEps, GaussianMixture, gaussian_eps_model, ideal_denoiser
 from .forward import q_mean_variance, q_posterior_mean_variance, q_sample, q_step_sample
+from .langevin import annealed_langevin, annealed_langevin_loop, langevin_step_sizes, score_from_eps
 from .losses import (
     continuous_gaussian_log_likelihood,
     discretized_gaussian_log_likelihood,
@@ -15,7 +17,7 @@ from .losses import (
     training_losses,
     vlb_term,
 )
-from .nets import MLPDenoiser, timestep_embedding
+from .nets import MLPDenoiser, UNet, build_unet, guided, timestep_embedding
 from .parameterization import (
     PARAMETERIZATIONS,
     eps_from_x0,
@@ -32,7 +34,7 @@ from .reverse import VARIANCES, ReverseStep, p_mean_variance
 from .samplers import SAMPLERS, SPACINGS, SampleState, respace_timesteps, sample, sample_loop
 from .schedules import SCHEDULES, Schedule, extract, get_schedule, make_betas
 from .smoke import pick, smoke
-from .training import fit
+from .training import TrainConfig, Trainer, fit, train
 
 __version__ = "0.1.0"
 
@@ -50,13 +52,14 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "PARAMETERIZATIONS", "SAMPLERS", "SCHEDULES", "SPACINGS", "TOYS", "VARIANCES",
-    "ExactEps", "GaussianMixture", "MLPDenoiser", "ReverseStep", "SampleState", "Schedule",
-    "continuous_gaussian_log_likelihood", "discretized_gaussian_log_likelihood", "eps_from_x0",
-    "extract", "fit", "from_x0_eps", "gaussian_eps_model", "get_schedule", "ideal_denoiser",
-    "make_betas", "make_toy", "mu_from_x0", "negative_elbo", "normal_kl", "p_mean_variance", "pick",
-    "prior_kl", "q_mean_variance", "q_posterior_mean_variance", "q_sample", "q_step_sample",
-    "respace_timesteps", "sample", "sample_loop", "smoke", "timestep_embedding", "to_eps", "to_x0",
-    "toy_mixture", "training_losses", "v_from_x0_eps", "vlb_term", "x0_from_eps", "x0_from_mu",
+    "PARAMETERIZATIONS", "SAMPLERS", "SCHEDULES", "SPACINGS", "TOYS", "VARIANCES", "annealed_langevin",
+    "annealed_langevin_loop", "build_unet", "continuous_gaussian_log_likelihood", "ddim_encode", "ddim_encode_loop",
+    "discretized_gaussian_log_likelihood", "eps_from_x0", "ExactEps", "extract", "fit", "from_x0_eps",
+    "gaussian_eps_model", "GaussianMixture", "get_schedule", "guided", "ideal_denoiser", "langevin_step_sizes",
+    "load_dataset", "make_betas", "make_toy", "MLPDenoiser", "mu_from_x0", "negative_elbo", "normal_kl",
+    "p_mean_variance", "pick", "prior_kl", "q_mean_variance", "q_posterior_mean_variance", "q_sample",
+    "q_step_sample", "respace_timesteps", "ReverseStep", "sample", "sample_loop", "SampleState", "save_image_grid",
+    "Schedule", "score_from_eps", "slerp", "smoke", "timestep_embedding", "to_eps", "to_x0", "toy_mixture", "train",
+    "TrainConfig", "Trainer", "training_losses", "UNet", "v_from_x0_eps", "vlb_term", "x0_from_eps", "x0_from_mu",
     "x0_from_v",
 ]
