@@ -65,8 +65,8 @@ def test_ddim_eta0_is_deterministic_and_reproduces_gaussian(linear):
     model = md.gaussian_eps_model(MU, S, linear)
     xT = torch.randn(N, 2, generator=torch.Generator().manual_seed(0))
     a = md.sample(model, (N, 2), linear, sampler="ddim", eta=0.0, x_T=xT, seed=1)
-    b = md.sample(model, (N, 2), linear, sampler="ddim", eta=0.0, x_T=xT, seed=2)
-    assert torch.equal(a, b)  # η = 0: no noise after x_T, whatever the seed
+    b = md.sample(model, (500, 2), linear, sampler="ddim", eta=0.0, x_T=xT[:500], seed=2)
+    assert torch.equal(a[:500], b)  # η = 0: no noise after x_T, whatever the seed
     _check_moments(a, *_propagated_moments(linear, 1000, "uniform", "ddim"))
     _check_moments(a, MU, S)
 
