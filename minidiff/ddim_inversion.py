@@ -6,7 +6,8 @@ With η = 0 the DDIM update (Song et al. 2021, Eq. 12)
 
 is an Euler step of an ODE (DDIM, Sec. 4.3), so it can be run the other way: from x_0 up to x_T,
 evaluating ε_θ at the lower level. Decoding x_T with :func:`minidiff.sample` (``sampler="ddim"``,
-``eta=0``) and the same ``steps`` gives x_0 back up to the discretization error. Chapter "Sampling faster".
+``eta=0``) and the same ``steps`` gives x_0 back up to the discretization error (reconstruction,
+DDIM Sec. 5.4). Chapter "Sampling faster".
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ def ddim_encode(model: Callable[..., torch.Tensor], x0: torch.Tensor, schedule: 
 def slerp(z0: torch.Tensor, z1: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:
     """Spherical interpolation sin((1−α)θ)/sin θ · z0 + sin(αθ)/sin θ · z1, θ = ∠(z0, z1).
 
-    Used to interpolate between noise codes (DDIM, Sec. 5.4); chapter "Sampling faster".
+    Used to interpolate between noise codes (DDIM, Sec. 5.3); chapter "Sampling faster".
     Rows of z0, z1 (B, ...) are interpolated separately (a 1-D z is one vector). ``alpha``: a
     number, or a 1-D tensor of K values giving an output (K, *z0.shape). α = 0 returns z0 and α = 1
     returns z1 exactly; nearly parallel rows fall back to linear interpolation.

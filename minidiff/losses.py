@@ -29,7 +29,11 @@ def mean_flat(x: torch.Tensor) -> torch.Tensor:
 
 
 def normal_kl(mean1: torch.Tensor, logvar1: torch.Tensor, mean2: torch.Tensor, logvar2: torch.Tensor) -> torch.Tensor:
-    """KL(N(mean1, e^logvar1) || N(mean2, e^logvar2)), elementwise, in nats (the L_{t−1} of Eq. 5)."""
+    """KL(N(mean1, e^logvar1) || N(mean2, e^logvar2)), elementwise, in nats.
+
+    The closed form of each L_{t−1} of Eq. 5; with a fixed variance σ_t² it is Eq. 8,
+    ‖μ̃_t − μ_θ‖²/(2σ_t²) + C.
+    """
     return 0.5 * (logvar2 - logvar1 + torch.exp(logvar1 - logvar2)
                   + (mean1 - mean2) ** 2 * torch.exp(-logvar2) - 1.0)
 
@@ -75,7 +79,8 @@ def vlb_term(
 ) -> torch.Tensor:
     """One term of Eq. 5 per example (mean over dims, nats).
 
-    For t ≥ 1 (code index): L_{t} = KL(q(x_{t−1} | x_t, x_0) || p_θ(x_{t−1} | x_t)).
+    For t ≥ 1 (code index): L_{t} = KL(q(x_{t−1} | x_t, x_0) || p_θ(x_{t−1} | x_t)), by
+    :func:`normal_kl`; with a fixed variance this is Eq. 8, and with ε-prediction Eq. 12.
     For t = 0: L_0 = −log p_θ(x_0 | x_1) under the chosen ``decoder``.
     """
     check_choice("decoder", decoder, DECODERS)
@@ -137,7 +142,7 @@ def negative_elbo(
     variance: str = "fixed_small", decoder: str = "discrete", generator: torch.Generator | None = None,
     model_kwargs: dict | None = None, progress: bool = False,
 ) -> dict[str, torch.Tensor]:
-    """The full negative ELBO L = L_T + Σ_{t>1} L_{t−1} + L_0 (Eq. 5) over all T terms, in bits/dim.
+    """The negative ELBO, the bound L of Eq. 3, as L_T + Σ_{t>1} L_{t−1} + L_0 (Eq. 5), in bits/dim.
 
     Each L_{t−1} is evaluated at one x_t ~ q(x_t | x_0). Returns per-example tensors:
     ``total`` (B,), ``prior`` (B,) = L_T, ``terms`` (B, T) with terms[:, 0] = L_0.

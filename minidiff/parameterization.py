@@ -19,7 +19,7 @@ PARAMETERIZATIONS = ("eps", "x0", "v", "mu")
 
 
 def x0_from_eps(xt: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, schedule: Schedule) -> torch.Tensor:
-    """x_0 = (x_t − √(1−ᾱ_t) ε)/√ᾱ_t  (Eq. 4 solved for x_0; used in Eq. 11)."""
+    """x_0 = (x_t − √(1−ᾱ_t) ε)/√ᾱ_t  (Eq. 4 solved for x_0: the x_0 inside μ̃_t in Eqs. 9 and 11)."""
     return (xt - extract(schedule.sqrt_one_minus_alpha_bars, t, xt) * eps) / extract(schedule.sqrt_alpha_bars, t, xt)
 
 
@@ -39,7 +39,10 @@ def x0_from_v(xt: torch.Tensor, t: torch.Tensor, v: torch.Tensor, schedule: Sche
 
 
 def mu_from_x0(xt: torch.Tensor, t: torch.Tensor, x0: torch.Tensor, schedule: Schedule) -> torch.Tensor:
-    """μ̃_t(x_t, x_0) = coef1 · x_0 + coef2 · x_t  (Eq. 7)."""
+    """μ̃_t(x_t, x_0) = coef1 · x_0 + coef2 · x_t  (Eq. 7).
+
+    Applied to x_0 from :func:`x0_from_eps` it is (x_t − β_t/√(1−ᾱ_t) ε)/√α_t, the target of Eq. 10.
+    """
     return extract(schedule.posterior_mean_coef1, t, xt) * x0 + extract(schedule.posterior_mean_coef2, t, xt) * xt
 
 

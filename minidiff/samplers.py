@@ -73,6 +73,8 @@ def sample_loop(
 ) -> Iterator[SampleState]:
     """Run the reverse chain from x_T ~ N(0, I), yielding every intermediate :class:`SampleState`.
 
+    ``sampler="ddpm"`` is Algorithm 2 of Ho et al. (2020): x_{t−1} = μ_θ(x_t, t) + σ_t z, z = 0 at
+    the last step, with μ_θ of Eq. 11 for ε-prediction. ``sampler="ddim"``: Song et al. (2021), Eq. 12.
     model(x_t, t, **model_kwargs) returns the network output (B, C, ...) for integer t (B,).
     ``steps``: K ≤ T steps (default: all T); ``eta`` is used by ``ddim`` only.
     Reproducible: pass ``seed`` or a ``torch.Generator`` on the sampling device.
@@ -128,7 +130,11 @@ def _ddim_step(x0, eps, t, sub: Schedule, eta: float, z):
 
 
 def sample(model, shape: tuple[int, ...], schedule: Schedule, **kwargs) -> torch.Tensor:
-    """Only the final samples x_0 of :func:`sample_loop` (same arguments)."""
+    """Only the final samples x_0 of :func:`sample_loop` (same arguments).
+
+    Algorithm 2 of Ho et al. (2020) with ``sampler="ddpm"``, DDIM (Song et al. 2021, Eq. 12) with
+    ``sampler="ddim"``.
+    """
     last = None
     for last in sample_loop(model, shape, schedule, **kwargs):  # noqa: B007 (we want the final state)
         pass

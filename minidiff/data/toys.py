@@ -1,4 +1,8 @@
-"""2D toy data for Part I: Swiss roll, two moons, S-curve (scikit-learn) and a Gaussian mixture.
+"""2D toy data for Part I: Swiss roll, two moons, S-curve and a Gaussian mixture.
+
+The Swiss roll and the S-curve are 2D slices of scikit-learn's ``make_swiss_roll`` and
+``make_s_curve``. The two moons are minidiff's own re-implementation of ``make_moons`` with random
+angles (scikit-learn spaces them evenly; see ``_moons``). The mixture is :func:`toy_mixture`.
 
 Each toy is centred and divided by one scale (its RMS radius, measured on 10⁶ draws), so it keeps
 its shape and has roughly unit variance per axis. Deterministic given ``seed``.
@@ -49,7 +53,8 @@ def _moons(n: int, noise: float, rng: np.random.RandomState) -> np.ndarray:
 def make_toy(name: str, n: int = 5000, seed: int = 0, noise: float | None = None) -> torch.Tensor:
     """n points of a 2D toy, (n, 2) float32, roughly unit scale; the Swiss roll is its 2D (x, z) slice.
 
-    ``noise``: the scikit-learn generator's noise (default 0.5 for the Swiss roll, 0.05 otherwise).
+    ``noise``: the std of the Gaussian noise the generator adds (default 0.5 for the Swiss roll,
+    0.05 for the moons and the S-curve; unused for the Gaussian mixture).
     """
     check_choice("toy", name, TOYS)
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
