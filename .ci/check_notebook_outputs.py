@@ -3,8 +3,10 @@
 1. Every code cell has stored outputs of a full run and none raised (the book never executes).
 2. A notebook that uses one of the book's math macros carries the macro cell of .ci/macros.py,
    identical to the definitions in _config.yml, so it renders when opened alone (Jupyter, Colab).
-3. The first code cell is the Colab guard: it installs minidiff only under Colab
-   (``if "google.colab" in sys.modules: %pip install ...``), so the launch button works.
+3. The first code cell is the Colab guard, exactly as ``colab_guard`` writes it from the repository
+   URL and branch in _config.yml (set there and only there): under Colab, and only when minidiff is
+   missing, it installs minidiff from that repository, so the launch button works. Print it with
+   ``python .ci/check_notebook_outputs.py --guard``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ import re
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import yaml  # noqa: E402
 from macros import macro_cell, macros, uses_macros  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def toc_notebooks(toc: pathlib.Path) -> list[pathlib.Path]:
@@ -41,22 +46,42 @@ def check_macros(nb: dict, defs: dict[str, str]) -> list[str]:
     return []
 
 
-def check_colab_guard(nb: dict) -> list[str]:
+def colab_guard(config: pathlib.Path = ROOT / "_config.yml") -> str:
+    """The first code cell of every notebook: install minidiff under Colab when it is missing."""
+    repo = yaml.safe_load(config.read_text())["repository"]
+    url, branch = repo["url"].rstrip("/"), repo.get("branch", "main")
+    return (
+        "# NBVAL_SKIP\n"
+        "# Google Colab only: install minidiff when it is missing. Elsewhere `make test` (or\n"
+        '# `pip install -e ".[notebooks]"`) has installed it.\n'
+        "import importlib.util\n"
+        "import sys\n"
+        "\n"
+        'IN_COLAB = "google.colab" in sys.modules\n'
+        'if IN_COLAB and importlib.util.find_spec("minidiff") is None:\n'
+        f'    %pip install -q "minidiff @ git+{url}@{branch}"'
+    )
+
+
+def check_colab_guard(nb: dict, guard: str) -> list[str]:
     code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code" and "".join(c["source"]).strip()]
-    first = code[0] if code else ""
-    if "google.colab" not in first or "pip install" not in first:
-        return ["the first code cell must install minidiff under Colab only "
-                "(`if \"google.colab\" in sys.modules: %pip install ...`)"]
+    if not code or code[0] != guard:
+        return ["the first code cell must be the Colab guard built from _config.yml's repository "
+                "(print it with `python .ci/check_notebook_outputs.py --guard`)"]
     return []
 
 
 def main() -> int:
-    root = pathlib.Path(__file__).resolve().parent.parent
+    root = ROOT
     defs = macros(root / "_config.yml")
+    guard = colab_guard(root / "_config.yml")
+    if "--guard" in sys.argv[1:]:
+        print(guard)
+        return 0
     bad = []
     for nb_path in toc_notebooks(root / "_toc.yml"):
         nb = json.loads(nb_path.read_text())
-        problems = check_outputs(nb) + check_macros(nb, defs) + check_colab_guard(nb)
+        problems = check_outputs(nb) + check_macros(nb, defs) + check_colab_guard(nb, guard)
         bad += [f"{nb_path.relative_to(root)}: {msg}" for msg in problems]
     if bad:
         print("Notebooks in the TOC fail the book's checks:\n  " + "\n  ".join(bad))
