@@ -38,9 +38,11 @@ from .training import TrainConfig, Trainer, fit, train
 
 __version__ = "0.1.0"
 
-# Subpackages with heavy dependencies (scikit-learn, matplotlib, ipywidgets) load on first use,
-# so `import minidiff` stays fast: `minidiff.metrics`, `minidiff.plotting`, `minidiff.widgets`, ...
-_LAZY_SUBMODULES = ("metrics", "plotting", "widgets", "nets", "data", "training", "cli")
+# Subpackages with heavy dependencies (scikit-learn, matplotlib, ipywidgets) load on first use, so
+# `import minidiff` stays fast: `minidiff.metrics`, `minidiff.plotting`, `minidiff.widgets` and `minidiff.cli`.
+# (`nets`, `data` and `training` are imported above; they need only torch and numpy, and scikit-learn and
+# tqdm are imported inside the functions that use them.)
+_LAZY_SUBMODULES = ("metrics", "plotting", "widgets", "cli")
 
 
 def __getattr__(name: str):

@@ -70,6 +70,12 @@ def site():
     """Serve _build/html on 127.0.0.1 at an ephemeral port; yields the base URL."""
     if not (HTML / "index.html").exists():
         _missing(f"no built book at {HTML}/index.html: run `make book` first (`make test` does)")
+    built = (HTML / "index.html").stat().st_mtime
+    sources = [ROOT / "_toc.yml", ROOT / "_config.yml"] + [
+        p for f in _toc_files() for p in (ROOT / f"{f}.md", ROOT / f"{f}.ipynb") if p.exists()]
+    stale = [str(p.relative_to(ROOT)) for p in sources if p.stat().st_mtime > built]
+    if stale:
+        _missing(f"the build in {HTML} is older than {stale[:3]}{' …' if len(stale) > 3 else ''}: run `make book`")
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(HTML)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

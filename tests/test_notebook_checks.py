@@ -1,0 +1,58 @@
+"""The book's notebook checks (.ci/check_notebook_outputs.py, run by `make book`) catch what they claim to."""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def checks():
+    spec = importlib.util.spec_from_file_location("check_notebook_outputs", ROOT / ".ci" / "check_notebook_outputs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _nb(*sources: str, executed: bool = True) -> dict:
+    cells = [{"cell_type": "code", "source": s, "execution_count": 1 if executed else None, "outputs": []}
+             for s in sources]
+    return {"cells": cells}
+
+
+def test_colab_guard_uses_the_repository_and_branch_of_config(checks, tmp_path):
+    repo = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
+    guard = checks.colab_guard(ROOT / "_config.yml")
+    assert f"git+{repo['url'].rstrip('/')}@{repo['branch']}" in guard
+    assert guard.startswith("# NBVAL_SKIP\n")                       # nbval never runs it
+    assert 'importlib.util.find_spec("minidiff") is None' in guard   # installs only when missing
+    other = tmp_path / "_config.yml"
+    other.write_text(yaml.safe_dump({"repository": {"url": "https://example.org/fork/", "branch": "dev"}}))
+    assert "git+https://example.org/fork@dev" in checks.colab_guard(other)
+
+
+def test_guard_check_rejects_a_stale_or_missing_guard(checks):
+    guard = checks.colab_guard(ROOT / "_config.yml")
+    assert checks.check_colab_guard(_nb(guard, "x = 1"), guard) == []
+    stale = guard.replace("@main", "@old-branch")
+    assert checks.check_colab_guard(_nb(stale, "x = 1"), guard)
+    assert checks.check_colab_guard(_nb("import minidiff"), guard)
+    assert checks.check_colab_guard({"cells": []}, guard)
+
+
+def test_output_check_finds_unexecuted_and_failed_cells(checks):
+    assert checks.check_outputs(_nb("a = 1", "b = 2")) == []
+    half_run = {"cells": _nb("a = 1")["cells"] + _nb("b = 2", executed=False)["cells"]}
+    assert "unexecuted code cells [1]" in checks.check_outputs(half_run)[0]
+    failed = _nb("1 / 0")
+    failed["cells"][0]["outputs"] = [{"output_type": "error", "ename": "ZeroDivisionError"}]
+    assert "cells with errors [0]" in checks.check_outputs(failed)[0]
+
+
+def test_every_notebook_in_the_toc_passes(checks):
+    assert checks.main() == 0
