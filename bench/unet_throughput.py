@@ -7,12 +7,18 @@ One training step = forward + backward + Adam step of L_simple (Eq. 14, via
 - ``eager-fp32``: no autocast, NCHW, no compile;
 - ``bf16``, ``bf16+cl`` (channels_last), ``bf16+cl+compile``: each network's best is the fastest of these.
 
-Reports images/s, it/s, ms/step, peak GPU memory, and the minidiff/diffusers ratio. On CPU it runs a
+Method, per setting: both networks are built from the same seed and trained on the same input batch
+with the same sequence of t and noise; each gets ``--warmup`` untimed steps, then ``--repeats`` timed
+repeats of ``--steps`` steps each, *interleaved* (A B A B ...), so that both run under the same
+slowly drifting conditions (other jobs, clocks). On CUDA each repeat is bracketed by
+``torch.cuda.synchronize``. Reported per network: the median time per step with its min-max and IQR
+over the repeats, it/s and images/s from the median, peak GPU memory; then the ratio of the medians
+(minidiff it/s / diffusers it/s) with the range of the per-repeat paired ratios. On CPU it runs a
 reduced batch as a smoke check. ``--memory`` measures the activation memory per image (saved tensors
 for backward, on any device) and derives the largest batch that fits a 16 GB T4 in fp16.
 
     python bench/unet_throughput.py                       # GPU: batch 128, all settings
-    python bench/unet_throughput.py --batch 4 --steps 2   # CPU smoke (the default on CPU)
+    python bench/unet_throughput.py --batch 4 --repeats 9 # CPU smoke (the default on CPU)
     python bench/unet_throughput.py --memory              # activation bytes per image -> T4 batch size
 
 diffusers is optional: ``pip install 'minidiff[bench]'`` (or ``pip install diffusers``).
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import importlib
 import json
 import math
@@ -30,6 +37,7 @@ import sys
 import time
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -91,46 +99,124 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(make: Callable[[], nn.Module], setting: str, batch: int, steps: int, warmup: int,
-            device: torch.device) -> dict:
-    """Time ``steps`` training steps after ``warmup`` untimed ones; returns the figures as a dict."""
+def make_train_step(model: nn.Module, setting: str, x0: torch.Tensor, seed: int = 0) -> Callable[[], torch.Tensor]:
+    """One training step of ``model`` under ``setting``: forward + backward + Adam step of L_simple (Eq. 14).
+
+    ``x0``: (B, C, H, W), on the device and in the memory format of the setting; it is the batch of
+    every step. t and the noise come from a generator seeded with ``seed``, so two networks given
+    the same ``x0`` and ``seed`` see the same sequence of (x_t, t). The step returns the detached
+    loss (no host sync).
+    """
     from minidiff.losses import training_losses
     from minidiff.schedules import get_schedule
 
     s = SETTINGS[setting]
-    torch.manual_seed(0)
-    model = make().to(device).train()
-    n_params = sum(p.numel() for p in model.parameters())
+    device = x0.device
     fmt = torch.channels_last if s["channels_last"] else torch.contiguous_format
-    model = model.to(memory_format=fmt)
+    model = model.to(device).train().to(memory_format=fmt)
     opt = torch.optim.Adam(model.parameters(), lr=2e-4, fused=device.type == "cuda" or None)
     net = torch.compile(model) if s["compile"] else model
     schedule = get_schedule("linear", 1000).to(device)
-    x0 = (torch.rand(batch, 3, 32, 32, device=device) * 2 - 1).contiguous(memory_format=fmt)
-    amp = torch.autocast(device.type, dtype=torch.bfloat16) if s["amp"] else contextlib.nullcontext()
+    gen = torch.Generator(device).manual_seed(seed)
 
-    def step() -> None:
+    def step() -> torch.Tensor:
+        amp = torch.autocast(device.type, dtype=torch.bfloat16) if s["amp"] else contextlib.nullcontext()
         with amp:
-            loss = training_losses(net, x0, schedule).mean()
+            loss = training_losses(net, x0, schedule, generator=gen).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        return loss.detach()
 
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    t0 = time.perf_counter()
-    for _ in range(warmup):
-        step()
-    _sync(device)
-    warm_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    _sync(device)
-    dt = (time.perf_counter() - t0) / steps
-    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
-    return {"setting": setting, "batch": batch, "params": n_params, "ms_per_step": 1000 * dt,
-            "it_per_s": 1 / dt, "images_per_s": batch / dt, "peak_gib": peak, "warmup_s": warm_s}
+    return step
+
+
+def time_interleaved(steps: dict[str, Callable[[], object]], repeats: int, steps_per_repeat: int,
+                     device: torch.device) -> dict[str, list[float]]:
+    """Seconds per step of each network, one entry per repeat, the networks' repeats interleaved (A B A B ...).
+
+    Interleaving exposes every network to the same slowly changing conditions (load from other
+    jobs, clock and thermal changes), so the ratio is not decided by which network ran first. Each
+    repeat is timed with ``time.perf_counter`` between two device synchronizations.
+    """
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            _sync(device)
+            t0 = time.perf_counter()
+            for _ in range(steps_per_repeat):
+                step()
+            _sync(device)
+            times[name].append((time.perf_counter() - t0) / steps_per_repeat)
+    return times
+
+
+def summarize(seconds: list[float], batch: int) -> dict:
+    """Median, IQR and min-max of the seconds per step over the repeats; it/s and images/s from the median."""
+    ms = 1000 * np.asarray(seconds, dtype=float)
+    median = float(np.median(ms))
+    q1, q3 = (float(q) for q in np.percentile(ms, [25, 75]))
+    return {"repeats": len(seconds), "ms_per_step": median, "ms_per_step_iqr": [q1, q3],
+            "ms_per_step_min_max": [float(ms.min()), float(ms.max())],
+            "it_per_s": 1000 / median, "it_per_s_min_max": [1000 / float(ms.max()), 1000 / float(ms.min())],
+            "images_per_s": batch * 1000 / median}
+
+
+def measure_setting(makers: dict[str, Callable[[], nn.Module]], setting: str, batch: int, warmup: int,
+                    repeats: int, steps_per_repeat: int, device: torch.device, seed: int = 0,
+                    image_shape: tuple[int, int, int] = (3, 32, 32)) -> list[dict]:
+    """Warm up each network, then time them interleaved; one result row per network.
+
+    All networks are built after ``torch.manual_seed(seed)`` and train on the same ``x0`` with the
+    same t and noise. Peak GPU memory of a network is ``max_memory_allocated`` (reset just before it
+    is built) minus the bytes allocated before it was built, i.e. those of the networks built
+    earlier, which do not change while it warms up; it is measured over the warm-up steps.
+    """
+    fmt = torch.channels_last if SETTINGS[setting]["channels_last"] else torch.contiguous_format
+    gen = torch.Generator(device).manual_seed(seed)
+    x0 = (torch.rand(batch, *image_shape, device=device, generator=gen) * 2 - 1).contiguous(memory_format=fmt)
+    steps, info = {}, {}
+    for name, make in makers.items():
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+            before = torch.cuda.memory_allocated(device)
+        torch.manual_seed(seed)
+        model = make()
+        params = sum(p.numel() for p in model.parameters())
+        steps[name] = make_train_step(model, setting, x0, seed)
+        _sync(device)
+        t0 = time.perf_counter()
+        for _ in range(warmup):
+            steps[name]()
+        _sync(device)
+        peak = ((torch.cuda.max_memory_allocated(device) - before) / 2**30 if device.type == "cuda" and warmup
+                else float("nan"))  # no peak without warm-up steps (or on CPU)
+        info[name] = {"params": params, "peak_gib": peak, "warmup_s": time.perf_counter() - t0}
+    times = time_interleaved(steps, repeats, steps_per_repeat, device)
+    return [{"model": name, "setting": setting, "batch": batch, "steps_per_repeat": steps_per_repeat,
+             **info[name], **summarize(times[name], batch), "seconds_per_step": times[name]} for name in steps]
+
+
+def ratio(rows: list[dict], a: str = "minidiff", b: str = "diffusers") -> dict:
+    """it/s of ``a`` over ``b`` from the medians, and the min-max of the per-repeat (paired) ratios."""
+    by = {r["model"]: r for r in rows}
+    ta, tb = by[a]["seconds_per_step"], by[b]["seconds_per_step"]
+    if len(ta) != len(tb):
+        raise ValueError(f"{a} has {len(ta)} repeats and {b} has {len(tb)}; paired ratios need the same number")
+    paired = [y / x for x, y in zip(ta, tb)]
+    return {"ratio_of_medians": by[a]["it_per_s"] / by[b]["it_per_s"], "paired_min_max": [min(paired), max(paired)]}
+
+
+def _print_row(r: dict) -> None:
+    lo, hi = r["ms_per_step_min_max"]
+    q1, q3 = r["ms_per_step_iqr"]
+    peak = "n/a" if math.isnan(r["peak_gib"]) else f"{r['peak_gib']:.2f} GiB"
+    print(f"{r['model']:>9} {r['setting']:>16}: {r['it_per_s']:7.2f} it/s {r['images_per_s']:8.1f} img/s | "
+          f"ms/step median {r['ms_per_step']:.1f}, IQR {q1:.1f}-{q3:.1f}, min-max {lo:.1f}-{hi:.1f} "
+          f"({r['repeats']} x {r['steps_per_repeat']} steps) | peak {peak} | "
+          f"params {r['params']:,} | warm-up {r['warmup_s']:.1f} s", flush=True)
+    if r["params"] != PARAMS and r["model"] in ("minidiff", "diffusers"):
+        print(f"WARNING: {r['model']} has {r['params']:,} parameters, expected {PARAMS:,}")
 
 
 def activation_bytes_per_image(amp: bool, batch: int = 2, attention_matrices: bool = False) -> float:
@@ -191,8 +277,15 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="auto", help="auto, cuda or cpu")
     p.add_argument("--batch", type=int, default=None, help="batch size (default: 128 on GPU, 4 on CPU)")
-    p.add_argument("--steps", type=int, default=None, help="timed steps (default: 50 on GPU, 2 on CPU)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="timed steps per repeat (default: 10 on GPU, 1 on CPU)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="timed repeats per network, interleaved between networks (default: 10 on GPU, 9 on CPU)")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps first (default: 15 on GPU, 1 on CPU)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads, torch.set_num_threads (default: 1 on CPU, where one thread is far less "
+                        "disturbed by other jobs on shared cores; torch's default on GPU)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights, the input batch, t and the noise")
     p.add_argument("--settings", default=None,
                    help=f"comma-separated, from {', '.join(SETTINGS)} (default: all on GPU, eager-fp32 on CPU)")
     p.add_argument("--no-diffusers", action="store_true", help="measure minidiff only")
@@ -217,41 +310,53 @@ def main(argv=None) -> int:
               f"{mem['t4_fp16_max_batch_derived']} -> use {mem['t4_fp16_batch_recommended']}; "
               f"batch 128 in bf16 needs ~{mem['bf16_batch128_gib_derived']:.1f} GiB")
     batch = args.batch or (128 if gpu else 4)
-    steps = args.steps or (50 if gpu else 2)
+    steps = args.steps or (10 if gpu else 1)
+    repeats = args.repeats or (10 if gpu else 9)
     warmup = args.warmup if args.warmup is not None else (15 if gpu else 1)
     settings = args.settings.split(",") if args.settings else (list(SETTINGS) if gpu else ["eager-fp32"])
     for s in settings:
         if s not in SETTINGS:
             p.error(f"unknown setting {s!r}; valid: {', '.join(SETTINGS)}")
-    if gpu and any(SETTINGS[s]["amp"] for s in settings) and not torch.cuda.is_bf16_supported():
-        print("this GPU has no bf16: the bf16 settings will be slow or fail (T4: use fp16 in the trainer)")
+    if any(SETTINGS[s]["compile"] for s in settings) and warmup < 1:
+        p.error("--warmup must be at least 1 with torch.compile (the first step compiles)")
+    if gpu:
+        torch.backends.cudnn.benchmark = True  # both networks get autotuned kernels during the warm-up
+        if any(SETTINGS[s]["amp"] for s in settings) and not torch.cuda.is_bf16_supported():
+            print("this GPU has no bf16: the bf16 settings will be slow or fail (T4: use fp16 in the trainer)")
+    threads = args.threads or (None if gpu else 1)
+    if threads:
+        torch.set_num_threads(threads)
     if not gpu:
-        print(f"CPU smoke check: batch {batch}, {steps} timed step(s); these are not the GPU figures.")
-    models = builders(not args.no_diffusers)
-    rows = []
-    for name, make in models.items():
-        for s in settings:
-            r = {"model": name, **measure(make, s, batch, steps, warmup, device)}
-            if gpu:
-                torch.cuda.empty_cache()
-                torch._dynamo.reset()
-            rows.append(r)
-            print(f"{name:>9} {s:>16}: {r['images_per_s']:8.1f} img/s {r['it_per_s']:7.2f} it/s "
-                  f"{r['ms_per_step']:8.1f} ms/step  peak {r['peak_gib']:.2f} GiB  params {r['params']:,}"
-                  f"  (warm-up {r['warmup_s']:.1f} s)", flush=True)
-            if r["params"] != PARAMS:
-                print(f"WARNING: {name} has {r['params']:,} parameters, expected {PARAMS:,}")
+        print(f"CPU smoke check: batch {batch}, {torch.get_num_threads()} thread(s); these are not the GPU figures.")
+    print(f"method: {warmup} warm-up step(s), then {repeats} repeats x {steps} timed step(s) per network, "
+          f"interleaved; seed {args.seed}")
+    results["method"] = {"batch": batch, "warmup": warmup, "repeats": repeats, "steps_per_repeat": steps,
+                         "seed": args.seed, "interleaved": True, "cpu_threads": torch.get_num_threads()}
+    makers = builders(not args.no_diffusers)
+    rows, ratios = [], {}
+    for s in settings:
+        setting_rows = measure_setting(makers, s, batch, warmup, repeats, steps, device, args.seed)
+        for r in setting_rows:
+            _print_row(r)
+        rows += setting_rows
+        if "diffusers" in makers:
+            ratios[s] = ratio(setting_rows)
+            lo, hi = ratios[s]["paired_min_max"]
+            print(f"ratio minidiff/diffusers at {s}: {ratios[s]['ratio_of_medians']:.2f}x "
+                  f"(ratio of medians; per-repeat paired ratios {lo:.2f}-{hi:.2f}x)", flush=True)
+        if gpu:  # free this setting's networks (compiled graphs hold references) before the next one
+            torch._dynamo.reset()
+            gc.collect()
+            torch.cuda.empty_cache()
     results["rows"] = rows
-    if "diffusers" in models:
-        by = {(r["model"], r["setting"]): r for r in rows}
-        for s in settings:
-            print(f"ratio minidiff/diffusers at {s}: "
-                  f"{by[('minidiff', s)]['it_per_s'] / by[('diffusers', s)]['it_per_s']:.2f}x")
-        best = {m: max((r for r in rows if r["model"] == m), key=lambda r: r["it_per_s"]) for m in models}
-        ratio = best["minidiff"]["it_per_s"] / best["diffusers"]["it_per_s"]
-        results["best_ratio"] = ratio
-        print(f"best vs best: minidiff {best['minidiff']['it_per_s']:.2f} it/s ({best['minidiff']['setting']}) / "
-              f"diffusers {best['diffusers']['it_per_s']:.2f} it/s ({best['diffusers']['setting']}) = {ratio:.2f}x")
+    if "diffusers" in makers:
+        results["ratios"] = ratios
+        best = {m: max((r for r in rows if r["model"] == m), key=lambda r: r["it_per_s"]) for m in makers}
+        results["best_ratio"] = best["minidiff"]["it_per_s"] / best["diffusers"]["it_per_s"]
+        results["best_settings"] = {m: best[m]["setting"] for m in makers}
+        print(f"best vs best (medians): minidiff {best['minidiff']['it_per_s']:.2f} it/s "
+              f"({best['minidiff']['setting']}) / diffusers {best['diffusers']['it_per_s']:.2f} it/s "
+              f"({best['diffusers']['setting']}) = {results['best_ratio']:.2f}x")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
