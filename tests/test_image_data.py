@@ -140,6 +140,36 @@ def test_offline_standins_have_the_real_data_sets_shapes():
     assert cifar.images.shape[1:] == (3, 32, 32) and cifar.flip
 
 
+def test_cifar10_offline_test_patches_share_no_pixel_with_training_patches():
+    from sklearn.datasets import load_sample_images
+
+    from minidiff.data.standins import load_cifar10_offline, patch_corners
+
+    photos = load_sample_images().images
+    for split, per_photo in (("train", 775), ("test", 175)):
+        x, y = load_cifar10_offline(split)
+        assert x.shape == (2 * per_photo, 3, 32, 32) and y.bincount().tolist() == [per_photo, per_photo]
+        # The loader returns exactly the crops at patch_corners, in order, so the corners describe the data.
+        crops = [photo[top:top + 32, left:left + 32] for photo in photos
+                 for top, left in patch_corners(split, *photo.shape[:2])]
+        assert torch.equal(x, torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2))
+    for photo in photos:
+        covered = {}
+        for split in ("train", "test"):
+            covered[split] = np.zeros(photo.shape[:2], dtype=bool)
+            for top, left in patch_corners(split, *photo.shape[:2]):
+                covered[split][top:top + 32, left:left + 32] = True
+        assert not (covered["train"] & covered["test"]).any()
+        assert covered["test"][:, 512:].mean() > 0.9  # the test band is used, not left empty
+
+
+def test_patch_corners_rejects_a_test_band_that_leaves_a_split_without_patches():
+    from minidiff.data.standins import patch_corners
+
+    with pytest.raises(ValueError, match="test_band"):
+        patch_corners("test", 427, 640, test_band=16)
+
+
 def _images(n=10):
     return torch.arange(n, dtype=torch.uint8).repeat_interleave(12).reshape(n, 3, 2, 2) * 20
 

