@@ -1,53 +1,125 @@
-"""Input validation shared by the public functions: errors that name the bad value."""
+"""Input validation shared by the public functions: errors that name the argument and the bad value.
+
+Every public function checks its inputs once, on entry, and then calls an unchecked twin whose name
+starts with an underscore (``q_sample`` and ``_q_sample``, ``extract`` and ``_extract``, ...). The
+samplers and losses call the twins inside their loops, where t is generated and known to be valid:
+the range check of t reads its values on the host, which on a GPU costs a synchronization.
+"""
 
 from __future__ import annotations
 
+import math
+import numbers
+import reprlib
 from collections.abc import Iterable
 
 import torch
+
+_short = reprlib.Repr()
+_short.maxstring, _short.maxother, _short.maxlist = 60, 60, 6
 
 
 def check_choice(name: str, value: str, valid: Iterable[str]) -> str:
     """Return ``value`` if it is one of ``valid``; otherwise raise a ValueError listing them."""
     valid = tuple(valid)
-    if value not in valid:
-        raise ValueError(f"unknown {name} {value!r}; valid names are: {', '.join(map(repr, valid))}")
+    if not isinstance(value, str) or value not in valid:
+        raise ValueError(f"unknown {name} {_short.repr(value)}; valid names are: {', '.join(map(repr, valid))}")
     return value
 
 
 def check_float_tensor(name: str, x: torch.Tensor) -> torch.Tensor:
     """Raise a TypeError unless ``x`` is a floating-point tensor."""
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__} {_short.repr(x)}")
     if not x.is_floating_point():
-        raise TypeError(
-            f"{name} must be a floating-point tensor, got dtype {x.dtype}; "
-            f"convert it first, e.g. {name}.float()"
-        )
+        hint = f"; convert it first, e.g. {name}.float()" if name.isidentifier() else ""
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}{hint}")
     return x
 
 
-def check_timesteps(t: torch.Tensor | int, T: int, batch: int | None = None) -> torch.Tensor:
-    """Validate integer timesteps ``t`` in [0, T) and, if given, their batch size.
+def check_batched(name: str, x: torch.Tensor) -> int:
+    """Return the batch size of ``x`` (B, ...); raise a ValueError for a 0-d tensor."""
+    if x.dim() == 0:
+        raise ValueError(f"{name} must have a batch dimension, shape (B, ...), got shape ()")
+    return int(x.shape[0])
 
-    Accepts a Python int (broadcast later) or an integer tensor of shape () or (B,).
+
+def check_same_shape(name: str, y: torch.Tensor, ref_name: str, ref: torch.Tensor) -> torch.Tensor:
+    """Raise a ValueError unless ``y`` has the shape of ``ref``."""
+    if y.shape != ref.shape:
+        raise ValueError(f"{name} must have the shape of {ref_name}, {tuple(ref.shape)}, got {tuple(y.shape)}")
+    return y
+
+
+def _interval(ge, gt, le, lt) -> str:
+    lo, hi = (ge, "[") if ge is not None else (gt, "("), (le, "]") if le is not None else (lt, ")")
+    if lo[0] is not None and hi[0] is not None:
+        return f"in {lo[1]}{lo[0]}, {hi[0]}{hi[1]}"
+    if lo[0] is not None:
+        return f"{'>=' if ge is not None else '>'} {lo[0]}"
+    return f"{'<=' if le is not None else '<'} {hi[0]}"
+
+
+def check_real(name: str, value: float, *, ge: float | None = None, gt: float | None = None,
+               le: float | None = None, lt: float | None = None) -> float:
+    """Return ``value`` as a float if it is a finite real number within the given bounds.
+
+    Raises a TypeError for a non-number and a ValueError, e.g. ``eta must be >= 0, got eta = -1``,
+    for a value out of range (NaN and ±inf included).
     """
-    if isinstance(t, int):
-        t = torch.tensor(t)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {_short.repr(value)}")
+    v = float(value)
+    ok = math.isfinite(v) and (ge is None or v >= ge) and (gt is None or v > gt) \
+        and (le is None or v <= le) and (lt is None or v < lt)
+    if not ok:
+        bounds = "" if (ge, gt, le, lt) == (None,) * 4 else _interval(ge, gt, le, lt)
+        what = bounds if math.isfinite(v) else f"a finite number {bounds}".rstrip()
+        raise ValueError(f"{name} must be {what}, got {name} = {value!r}")
+    return v
+
+
+def check_int(name: str, value: int, *, ge: int | None = None, le: int | None = None) -> int:
+    """Return ``value`` if it is an int within [ge, le]; a TypeError or ValueError naming it otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {_short.repr(value)}")
+    if (ge is not None and value < ge) or (le is not None and value > le):
+        raise ValueError(f"{name} must be {_interval(ge, None, le, None)}, got {name} = {value}")
+    return int(value)
+
+
+def check_timesteps(t: torch.Tensor | int, T: int, batch: int | None = None, *, x_name: str = "x",
+                    device: torch.device | str | None = None, name: str = "t") -> torch.Tensor:
+    """Validate integer timesteps ``t`` in [0, T) and return them as a long tensor.
+
+    ``t``: an int, or an integer tensor of shape () or (B,). With ``batch`` (the batch size of the
+    tensor named ``x_name``), a single timestep is expanded to (batch,) and a (B,) t must have
+    B = batch, so the result is always (batch,). ``name``: the argument's name in the messages.
+    The range check costs one host sync.
+    """
+    if isinstance(t, bool):
+        raise TypeError(f"{name} must be an int or an integer tensor, got bool {t!r}")
+    if isinstance(t, numbers.Integral):
+        t = torch.tensor(int(t))
     if not isinstance(t, torch.Tensor):
-        raise TypeError(f"t must be an int or an integer tensor, got {type(t).__name__}")
-    if t.is_floating_point() or t.dtype == torch.bool:
-        raise TypeError(f"t must hold integer timesteps, got dtype {t.dtype}")
+        raise TypeError(f"{name} must be an int or an integer tensor, got {type(t).__name__} {_short.repr(t)}")
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer timesteps, got dtype {t.dtype}; "
+                        f"convert it first, e.g. {name}.long()")
     if t.dim() > 1:
-        raise ValueError(f"t must have shape () or (B,), got {tuple(t.shape)}")
+        raise ValueError(f"{name} must have shape () or (B,), got shape {tuple(t.shape)}")
     if t.numel() > 0:
-        lo, hi = int(t.min()), int(t.max())
+        lo, hi = torch.stack(torch.aminmax(t)).tolist()
         if lo < 0 or hi >= T:
-            bad = lo if lo < 0 else hi
-            raise ValueError(f"t must lie in [0, T) = [0, {T}), got t = {bad}")
-    if batch is not None and t.dim() == 1 and t.shape[0] not in (1, batch):
-        raise ValueError(
-            f"t has batch size {t.shape[0]} but x has batch size {batch}; "
-            "they must match (or t must be a single timestep)"
-        )
-    return t
+            raise ValueError(f"{name} must lie in [0, T) = [0, {T}), got {name} = {lo if lo < 0 else hi}")
+    if batch is not None:
+        if t.dim() == 0 or t.shape[0] == 1:
+            t = t.reshape(1).expand(batch)
+        elif t.shape[0] != batch:
+            raise ValueError(
+                f"{name} has batch size {t.shape[0]} but {x_name} has batch size {batch}; "
+                f"they must match (or {name} must be a single timestep)"
+            )
+    if t.dtype != torch.long:
+        t = t.long()
+    return t if device is None else t.to(device)

@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from ._checks import check_choice, check_float_tensor
-from .parameterization import PARAMETERIZATIONS, to_eps
-from .reverse import VARIANCES, split_variance_output
-from .samplers import SampleState, respace_timesteps
+from ._checks import check_batched, check_choice, check_float_tensor
+from .parameterization import PARAMETERIZATIONS, _to_eps
+from .reverse import VARIANCES, _check_output
+from .samplers import SampleState, _check_steps, respace_timesteps
 from .schedules import Schedule
 
 
@@ -42,9 +42,10 @@ def ddim_encode_loop(
     from tqdm.auto import tqdm
 
     check_float_tensor("x0", x0)
+    check_batched("x0", x0)
     check_choice("parameterization", parameterization, PARAMETERIZATIONS)
     check_choice("variance", variance, VARIANCES)
-    K = schedule.T if steps is None else steps
+    K = schedule.T if steps is None else _check_steps("steps", steps, schedule.T)
     taus = respace_timesteps(schedule.T, K, spacing)
     sub = schedule.respaced(taus).to(x0.device)
     ab = sub.alpha_bars.to(x0.dtype)
@@ -58,8 +59,8 @@ def ddim_encode_loop(
         B = x.shape[0]
         for i in tqdm(range(K), disable=not progress, desc="DDIM encoding"):
             t_model = torch.full((B,), int(taus[i]), dtype=torch.long, device=x.device)
-            out, _ = split_variance_output(model(x, t_model, **(model_kwargs or {})), variance)
-            eps = to_eps(out, x, torch.full((B,), i, dtype=torch.long, device=x.device), sub, parameterization)
+            out, _ = _check_output(model(x, t_model, **(model_kwargs or {})), x, variance, "model output", "x0")
+            eps = _to_eps(out, x, torch.full((B,), i, dtype=torch.long, device=x.device), sub, parameterization)
             x0_hat = (x - (1 - ab_prev[i]).sqrt() * eps) / ab_prev[i].sqrt()
             x = ab[i].sqrt() * x0_hat + (1 - ab[i]).sqrt() * eps
             yield SampleState(i + 1, int(taus[i]) + 1, x, x0_hat)

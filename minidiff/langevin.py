@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from ._checks import check_choice
-from .parameterization import PARAMETERIZATIONS, to_eps
-from .reverse import split_variance_output
-from .samplers import SampleState, respace_timesteps
-from .schedules import Schedule, extract
+from ._checks import check_choice, check_float_tensor, check_real, check_same_shape, check_timesteps
+from .parameterization import PARAMETERIZATIONS, _to_eps
+from .reverse import VARIANCES, _check_output
+from .samplers import SampleState, _initial_noise, respace_timesteps
+from .schedules import Schedule, _extract
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -29,17 +29,24 @@ def score_from_eps(model: Callable[..., torch.Tensor], schedule: Schedule, param
                    variance: str = "fixed_small") -> ScoreFn:
     """Turn a network into a score function s(x_t, t) = −ε_θ(x_t, t)/√(1−ᾱ_t) ≈ ∇ log q(x_t).
 
-    Tweedie's formula applied to Eq. (4) (Ho et al., Sec. 3.2); chapter "Scores and Langevin dynamics".
+    Tweedie's formula applied to Eq. (4) (Ho et al., Sec. 3.2); chapter "Scores and Langevin dynamics"
+    (derivation: "Scores, denoising score matching and Langevin dynamics").
     ``model(x_t, t)`` returns its output in ``parameterization`` (ε, x_0, v or μ̃; converted to ε
-    first); with ``variance="learned_range"`` its variance half is dropped. x_t: (B, ...); t: (B,)
-    code indices in [0, T). Works for :class:`minidiff.ExactEps` too, which gives the exact score.
+    first); with ``variance="learned_range"`` its variance half is dropped. x_t: (B, ...) floating
+    point; t: int or (B,) code indices in [0, T) (checked at every call: one host sync). Works for
+    :class:`minidiff.ExactEps` too, which gives the exact score.
     """
+    if not callable(model):
+        raise TypeError(f"model must be callable as model(x_t, t), got {type(model).__name__}")
     check_choice("parameterization", parameterization, PARAMETERIZATIONS)
+    check_choice("variance", variance, VARIANCES)
 
-    def score(xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        out, _ = split_variance_output(model(xt, t), variance)
-        eps = to_eps(out, xt, t, schedule, parameterization)
-        return -eps / extract(schedule.sqrt_one_minus_alpha_bars, t, xt)
+    def score(xt: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
+        check_float_tensor("xt", xt)
+        t = check_timesteps(t, schedule.T, batch=xt.shape[0] if xt.dim() else None, x_name="xt", device=xt.device)
+        out, _ = _check_output(model(xt, t), xt, variance, "model output")
+        eps = _to_eps(out, xt, t, schedule, parameterization)
+        return -eps / _extract(schedule.sqrt_one_minus_alpha_bars, t, xt)
 
     return score
 
@@ -48,12 +55,15 @@ def langevin_step_sizes(schedule: Schedule, timesteps: torch.Tensor, step_lr: fl
     """α_t = step_lr · σ_t²/σ_min² with σ_t² = 1−ᾱ_t, σ_min² its value at the lowest level.
 
     Song & Ermon (2019), Algorithm 1: the step shrinks with the noise so that the signal-to-noise
-    ratio of each update stays the same at every level. Returns (K,) float64 for ``timesteps`` (K,).
-    Chapter "Scores and Langevin dynamics".
+    ratio of each update stays the same at every level. ``timesteps``: (K,) code indices in [0, T);
+    ``step_lr`` > 0. Returns (K,) float64. Chapter "Scores and Langevin dynamics".
     """
-    if not step_lr > 0:
-        raise ValueError(f"step_lr must be > 0, got step_lr = {step_lr}")
-    sigma2 = 1.0 - schedule.alpha_bars[timesteps]
+    check_real("step_lr", step_lr, gt=0.0)
+    ts = torch.as_tensor(timesteps)
+    if ts.dim() != 1 or ts.numel() < 1:
+        raise ValueError(f"timesteps must be a 1-D list of K >= 1 steps, got shape {tuple(ts.shape)}")
+    ts = check_timesteps(ts, schedule.T, name="timesteps")
+    sigma2 = 1.0 - schedule.alpha_bars[ts.cpu()]
     return step_lr * sigma2 / sigma2.min()
 
 
@@ -82,16 +92,16 @@ def annealed_langevin_loop(
         raise ValueError(f"n_steps_each must be a positive int, got n_steps_each = {n_steps_each!r}")
     if generator is not None and seed is not None:
         raise ValueError("pass either generator or seed, not both")
+    if levels is not None and (isinstance(levels, bool) or not isinstance(levels, int)
+                               or not 1 <= levels <= schedule.T):
+        raise ValueError(f"levels must be an int in [1, T] = [1, {schedule.T}]: one level per step, and steps "
+                         f"must be at most T; got levels = {levels!r}")
     taus = respace_timesteps(schedule.T, schedule.T if levels is None else levels, spacing)
     step_sizes = langevin_step_sizes(schedule, taus, step_lr)
-    device = torch.device(x_T.device if x_T is not None else device)
+    device = torch.device(x_T.device if isinstance(x_T, torch.Tensor) else device)
     gen = torch.Generator(device=device).manual_seed(seed) if seed is not None else generator
-    if x_T is None:
-        x = torch.randn(shape, generator=gen, device=device)
-    elif tuple(x_T.shape) != tuple(shape):
-        raise ValueError(f"x_T must have shape {tuple(shape)}, got {tuple(x_T.shape)}")
-    else:
-        x = x_T.clone()
+    x = _initial_noise(shape, x_T, gen, device)
+    x = x.clone() if x is x_T else x
     yield SampleState(0, schedule.T, x, None)
     n = 0
     for i in tqdm(range(len(taus) - 1, -1, -1), disable=not progress, desc="annealed Langevin"):
@@ -99,7 +109,9 @@ def annealed_langevin_loop(
         alpha = float(step_sizes[i])
         for _ in range(n_steps_each):
             z = torch.randn(x.shape, generator=gen, device=device, dtype=x.dtype)
-            x = x + 0.5 * alpha * score_fn(x, t) + alpha**0.5 * z
+            s = check_float_tensor("score_fn(x, t)", score_fn(x, t))
+            check_same_shape("score_fn(x, t)", s, "x", x)
+            x = x + 0.5 * alpha * s + alpha**0.5 * z
             n += 1
         yield SampleState(n, int(taus[i]) + 1, x, None)
 

@@ -3,27 +3,29 @@
 The two samplers differ only in how x_{t−1} is drawn from (x_t, x̂_0, ε̂):
 - ``ddpm``: x_{t−1} ~ p_θ(x_{t−1} | x_t) = N(μ_θ, σ_t²), σ_t² from ``variance`` (Eq. 11, Algorithm 2);
 - ``ddim``: x_{t−1} = √ᾱ_{t−1} x̂_0 + √(1−ᾱ_{t−1}−σ_t²) ε̂ + σ_t z with σ_t² = η² β̃_t
-  (DDIM Eq. 12); η = 0 is deterministic and η = 1 gives DDPM with σ_t² = β̃_t.
+  (DDIM Eq. 12, with σ_t(η) of their Eq. 16); η = 0 is deterministic and η = 1 gives DDPM with σ_t² = β̃_t.
 Running on a subset of K of the T steps ("respacing") works for both. Chapter "Sampling faster".
 """
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterator
 from typing import NamedTuple
 
 import torch
 
-from ._checks import check_choice
-from .reverse import VARIANCES, p_mean_variance
-from .schedules import Schedule, extract
+from ._checks import check_choice, check_float_tensor, check_int, check_real
+from .parameterization import PARAMETERIZATIONS
+from .reverse import VARIANCES, _check_clip_x0, _check_output, _p_mean_variance
+from .schedules import Schedule, _extract
 
 SAMPLERS = ("ddpm", "ddim")
 SPACINGS = ("uniform", "quadratic")
 
 
 class SampleState(NamedTuple):
-    """One state of the reverse chain.
+    """One state of the reverse chain (Algorithm 2's x_t); chapter "Training a denoiser".
 
     step: reverse steps taken so far (0 for the initial noise, K at the end);
     t: the paper's time index of ``x`` (T for pure noise, 0 for the final sample);
@@ -36,14 +38,40 @@ class SampleState(NamedTuple):
     x0: torch.Tensor | None
 
 
+def _check_steps(name: str, K: int, T: int) -> int:
+    if isinstance(K, bool) or not isinstance(K, numbers.Integral) or not 1 <= K <= T:
+        raise ValueError(f"{name} must be an int in [1, T] = [1, {T}], got {name} = {K!r}")
+    return int(K)
+
+
+def _check_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    ok = isinstance(shape, (tuple, list, torch.Size)) and len(shape) >= 1 and all(
+        isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1 for n in shape)
+    if not ok:
+        raise ValueError(f"shape must be a tuple of positive ints (B, ...), got shape = {shape!r}")
+    return tuple(int(n) for n in shape)
+
+
+def _initial_noise(shape, x_T: torch.Tensor | None, gen: torch.Generator | None, device: torch.device):
+    """x_T ~ N(0, I) of ``shape``, or the given ``x_T`` after checking it."""
+    shape = _check_shape(shape)
+    if x_T is None:
+        return torch.randn(shape, generator=gen, device=device)
+    check_float_tensor("x_T", x_T)
+    if tuple(x_T.shape) != shape:
+        raise ValueError(f"x_T must have shape {shape}, got {tuple(x_T.shape)}")
+    return x_T.to(device)
+
+
 def respace_timesteps(T: int, K: int, spacing: str = "uniform") -> torch.Tensor:
     """K increasing timesteps (code indices) out of range(T), always including 0 and T−1.
 
-    ``uniform``: evenly spaced; ``quadratic``: τ_i ∝ i², denser near the data (DDIM, Sec. D.2).
+    Nichol & Dhariwal (2021), Sec. 4 (``uniform``: evenly spaced) and Song et al. (2021), App. D.2
+    (``quadratic``: τ_i ∝ i², denser near the data); chapter "Sampling faster". Returns (K,) long.
     """
     check_choice("spacing", spacing, SPACINGS)
-    if isinstance(K, bool) or not isinstance(K, int) or not 1 <= K <= T:
-        raise ValueError(f"steps must be an int in [1, T] = [1, {T}], got steps = {K!r}")
+    check_int("T", T, ge=1)
+    K = _check_steps("K", K, T)
     if K == 1:
         return torch.tensor([T - 1])
     u = torch.linspace(0.0, 1.0, K, dtype=torch.float64)
@@ -59,7 +87,7 @@ def _make_generator(generator: torch.Generator | None, seed: int | None, device:
     if generator is not None and seed is not None:
         raise ValueError("pass either generator or seed, not both")
     if seed is not None:
-        return torch.Generator(device=device).manual_seed(seed)
+        return torch.Generator(device=device).manual_seed(check_int("seed", seed))
     return generator
 
 
@@ -74,30 +102,32 @@ def sample_loop(
     """Run the reverse chain from x_T ~ N(0, I), yielding every intermediate :class:`SampleState`.
 
     ``sampler="ddpm"`` is Algorithm 2 of Ho et al. (2020): x_{t−1} = μ_θ(x_t, t) + σ_t z, z = 0 at
-    the last step, with μ_θ of Eq. 11 for ε-prediction. ``sampler="ddim"``: Song et al. (2021), Eq. 12.
-    model(x_t, t, **model_kwargs) returns the network output (B, C, ...) for integer t (B,).
-    ``steps``: K ≤ T steps (default: all T); ``eta`` is used by ``ddim`` only.
-    Reproducible: pass ``seed`` or a ``torch.Generator`` on the sampling device.
+    the last step, with μ_θ of Eq. (11) for ε-prediction; chapter "Training a denoiser" (derivation:
+    "Predicting the noise: the ε-parameterization and L_simple"). ``sampler="ddim"``: Song et al.
+    (2021), Eq. (12); chapter "Sampling faster". model(x_t, t, **model_kwargs) returns the network
+    output (B, C, ...) for integer t (B,). ``steps``: K ≤ T steps (default: all T); ``eta`` ≥ 0 is
+    DDIM's and must be 0 for ``ddpm``; ``clip_x0``: None or c > 0. ``x_T``: a float tensor of
+    ``shape`` (default: drawn). Reproducible: pass ``seed`` or a ``torch.Generator`` on the
+    sampling device. The arguments are checked once, up front; the steps themselves check only the
+    model output's dtype and shape, which needs no host sync.
     """
     from tqdm.auto import tqdm
 
     check_choice("sampler", sampler, SAMPLERS)
+    check_choice("parameterization", parameterization, PARAMETERIZATIONS)
     check_choice("variance", variance, VARIANCES)
-    if not 0.0 <= eta:
-        raise ValueError(f"eta must be >= 0, got eta = {eta}")
+    check_real("eta", eta, ge=0.0)
+    if sampler == "ddpm" and eta != 0:
+        raise ValueError(f"eta is used by sampler='ddim' only, got eta = {eta} with sampler='ddpm'")
+    clip_x0 = _check_clip_x0(clip_x0)
     if device is None:
-        device = x_T.device if x_T is not None else _model_device(model)
+        device = x_T.device if isinstance(x_T, torch.Tensor) else _model_device(model)
     device = torch.device(device)
-    K = schedule.T if steps is None else steps
+    K = schedule.T if steps is None else _check_steps("steps", steps, schedule.T)
     taus = respace_timesteps(schedule.T, K, spacing)
     sub = schedule.respaced(taus).to(device)
     gen = _make_generator(generator, seed, device)
-    if x_T is None:
-        x = torch.randn(shape, generator=gen, device=device)
-    else:
-        if tuple(x_T.shape) != tuple(shape):
-            raise ValueError(f"x_T must have shape {tuple(shape)}, got {tuple(x_T.shape)}")
-        x = x_T.to(device)
+    x = _initial_noise(shape, x_T, gen, device)
     was_training = getattr(model, "training", False)
     if was_training:
         model.eval()
@@ -108,8 +138,8 @@ def sample_loop(
             t_sub = torch.full((B,), i, dtype=torch.long, device=device)
             t_model = torch.full((B,), int(taus[i]), dtype=torch.long, device=device)
             out = model(x, t_model, **(model_kwargs or {}))
-            p = p_mean_variance(out, x, t_sub, sub, parameterization=parameterization,
-                                variance=variance, clip_x0=clip_x0)
+            mean_out, var_out = _check_output(out, x, variance, "model output", "x")
+            p = _p_mean_variance(mean_out, var_out, x, t_sub, sub, parameterization, variance, clip_x0)
             z = torch.randn(x.shape, generator=gen, device=device, dtype=x.dtype) if i > 0 else None
             if sampler == "ddpm":
                 x = p.mean if z is None else p.mean + torch.exp(0.5 * p.log_variance) * z
@@ -123,8 +153,8 @@ def sample_loop(
 
 def _ddim_step(x0, eps, t, sub: Schedule, eta: float, z):
     """DDIM Eq. 12: √ᾱ_{t−1} x̂_0 + √(1−ᾱ_{t−1}−σ²) ε̂ + σ z, σ² = η² β̃_t."""
-    ab_prev = extract(sub.alpha_bars_prev, t, x0)
-    var = eta**2 * extract(sub.posterior_variance, t, x0)
+    ab_prev = _extract(sub.alpha_bars_prev, t, x0)
+    var = eta**2 * _extract(sub.posterior_variance, t, x0)
     x = ab_prev.sqrt() * x0 + (1.0 - ab_prev - var).clamp(min=0).sqrt() * eps
     return x if z is None else x + var.sqrt() * z
 
@@ -132,8 +162,8 @@ def _ddim_step(x0, eps, t, sub: Schedule, eta: float, z):
 def sample(model, shape: tuple[int, ...], schedule: Schedule, **kwargs) -> torch.Tensor:
     """Only the final samples x_0 of :func:`sample_loop` (same arguments).
 
-    Algorithm 2 of Ho et al. (2020) with ``sampler="ddpm"``, DDIM (Song et al. 2021, Eq. 12) with
-    ``sampler="ddim"``.
+    Algorithm 2 of Ho et al. (2020) with ``sampler="ddpm"`` (chapter "Training a denoiser"), DDIM
+    (Song et al. 2021, Eq. 12) with ``sampler="ddim"`` (chapter "Sampling faster").
     """
     last = None
     for last in sample_loop(model, shape, schedule, **kwargs):  # noqa: B007 (we want the final state)

@@ -2,31 +2,29 @@
 
 Conventions (also on the book's notation page). The paper indexes time t = 1, ..., T; code
 indexes it ``t = 0, ..., T-1``, so ``betas[t]`` is the paper's β_{t+1}. Every array is computed
-in float64 and cast to the data's dtype on use (:func:`extract`).
+in float64 and cast to the data's dtype on use (:func:`extract`). Chapter "The forward process".
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, fields
 
 import torch
 
-from ._checks import check_choice, check_timesteps
+from ._checks import check_choice, check_float_tensor, check_int, check_real, check_timesteps
 
 SCHEDULES = ("linear", "cosine", "quadratic", "sigmoid")
 
 
 def _check_T(T: int) -> int:
-    if isinstance(T, bool) or not isinstance(T, int):
-        raise TypeError(f"T must be an int, got {type(T).__name__} {T!r}")
-    if T < 1:
-        raise ValueError(f"T must be >= 1, got T = {T}")
-    return T
+    return check_int("T", T, ge=1)
 
 
 def _check_beta_range(beta_start: float, beta_end: float) -> None:
     for name, b in (("beta_start", beta_start), ("beta_end", beta_end)):
+        check_real(name, b)
         if not 0.0 < b < 1.0:
             raise ValueError(f"{name} must be in (0, 1), got {b}")
     if beta_start > beta_end:
@@ -36,8 +34,9 @@ def _check_beta_range(beta_start: float, beta_end: float) -> None:
 def linear_betas(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
     """The paper's schedule: β_t rising linearly from 1e-4 to 0.02 (Ho et al. 2020, Sec. 4).
 
-    For T != 1000 the end points are rescaled by 1000/T (as in Nichol & Dhariwal 2021) only if
-    you ask for it; here they are used as given. Returns (T,) float64.
+    No numbered equation; chapter "The forward process". For T != 1000 the end points are used as
+    given (Nichol & Dhariwal 2021 rescale them by 1000/T; pass the rescaled values if you want that).
+    Returns (T,) float64.
     """
     _check_T(T)
     _check_beta_range(beta_start, beta_end)
@@ -45,14 +44,23 @@ def linear_betas(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02
 
 
 def quadratic_betas(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
-    """β_t linear in √β, from beta_start to beta_end (the DDPM repo's ``quad`` schedule)."""
+    """β_t linear in √β, from beta_start to beta_end: the ``quad`` schedule of the DDPM code.
+
+    No equation: it is in Ho et al.'s released code, not in the paper; chapter "The forward
+    process" (section "Four schedules"). Returns (T,) float64.
+    """
     _check_T(T)
     _check_beta_range(beta_start, beta_end)
     return torch.linspace(beta_start**0.5, beta_end**0.5, T, dtype=torch.float64) ** 2
 
 
 def sigmoid_betas(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
-    """β_t following a sigmoid from beta_start to beta_end over x in [-6, 6] (DDPM repo)."""
+    """β_t following a sigmoid over [−6, 6] from beta_start to beta_end: the ``sigmoid`` schedule.
+
+    No equation: it is in the released code of DDIM (Song et al. 2021, ``get_beta_schedule``), not
+    in a paper (Ho et al.'s code has ``quad`` but not this one); chapter "The forward process"
+    (section "Four schedules"). Returns (T,) float64.
+    """
     _check_T(T)
     _check_beta_range(beta_start, beta_end)
     x = torch.linspace(-6.0, 6.0, T, dtype=torch.float64)
@@ -60,15 +68,27 @@ def sigmoid_betas(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.0
 
 
 def cosine_alpha_bar(u: torch.Tensor, s: float = 0.008) -> torch.Tensor:
-    """f(u)/f(0) with f(u) = cos²((u + s)/(1 + s) · π/2), u = t/T (Nichol & Dhariwal 2021, Eq. 17)."""
+    """ᾱ(u) = f(u)/f(0), f(u) = cos²((u + s)/(1 + s) · π/2) at u = t/T ∈ [0, 1].
+
+    Nichol & Dhariwal (2021), Eq. (17); chapter "The forward process". ``s`` ≥ 0 is the small
+    offset that keeps β_t from being tiny near t = 0 (0.008 in the paper).
+    """
+    check_float_tensor("u", u)
+    check_real("s", s, ge=0.0)
     f = torch.cos((u + s) / (1 + s) * math.pi / 2) ** 2
     f0 = math.cos(s / (1 + s) * math.pi / 2) ** 2
     return f / f0
 
 
 def cosine_betas(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> torch.Tensor:
-    """β_t = 1 − ᾱ_t/ᾱ_{t−1} from the cosine ᾱ of Nichol & Dhariwal 2021 (Eq. 17), clipped at 0.999."""
+    """β_t = 1 − ᾱ_t/ᾱ_{t−1} from the cosine ᾱ, clipped at ``max_beta`` (0.999 in the paper).
+
+    Nichol & Dhariwal (2021), Eq. (17) and the clipping below it; chapter "The forward process".
+    Returns (T,) float64.
+    """
     _check_T(T)
+    check_real("s", s, ge=0.0)
+    check_real("max_beta", max_beta)
     if not 0.0 < max_beta < 1.0:
         raise ValueError(f"max_beta must be in (0, 1), got {max_beta}")
     u = torch.arange(T + 1, dtype=torch.float64) / T
@@ -76,11 +96,23 @@ def cosine_betas(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> to
     return (1 - ab[1:] / ab[:-1]).clamp(max=max_beta)
 
 
+_BETA_FNS = {"linear": linear_betas, "cosine": cosine_betas, "quadratic": quadratic_betas, "sigmoid": sigmoid_betas}
+
+
 def make_betas(name: str = "linear", T: int = 1000, **kwargs: float) -> torch.Tensor:
-    """β_1..β_T for a named schedule: one of ``linear`` (default), ``cosine``, ``quadratic``, ``sigmoid``."""
+    """β_1..β_T for a named schedule: ``linear`` (the paper's, default), ``cosine``, ``quadratic``, ``sigmoid``.
+
+    Ho et al. (2020), Sec. 4 (linear); Nichol & Dhariwal (2021), Eq. (17) (cosine); chapter "The
+    forward process". ``kwargs`` go to the schedule's function (``beta_start``, ``beta_end``; for
+    ``cosine``: ``s``, ``max_beta``). Returns (T,) float64.
+    """
     check_choice("schedule", name, SCHEDULES)
-    fn = {"linear": linear_betas, "cosine": cosine_betas,
-          "quadratic": quadratic_betas, "sigmoid": sigmoid_betas}[name]
+    fn = _BETA_FNS[name]
+    allowed = [p for p in inspect.signature(fn).parameters if p != "T"]
+    for key in kwargs:
+        if key not in allowed:
+            raise TypeError(f"schedule {name!r} has no argument {key!r} (got {key}={kwargs[key]!r}); "
+                            f"valid arguments are: {', '.join(map(repr, allowed))}")
     return fn(T, **kwargs)
 
 
@@ -88,8 +120,9 @@ def make_betas(name: str = "linear", T: int = 1000, **kwargs: float) -> torch.Te
 class Schedule:
     """A noise schedule β_1..β_T and everything the paper derives from it (all (T,) float64).
 
-    Build one with :func:`get_schedule` (named) or :meth:`Schedule.from_betas` (any β array).
-    Chapter "The forward process".
+    ᾱ_t of Eq. (4) and β̃_t, μ̃_t's coefficients of Eq. (7); chapter "The forward process" (and
+    "The reverse process and the ELBO" for the posterior). Build one with :func:`get_schedule`
+    (named) or :meth:`Schedule.from_betas` (any β array).
     """
 
     betas: torch.Tensor
@@ -112,7 +145,13 @@ class Schedule:
 
     @classmethod
     def from_betas(cls, betas: torch.Tensor | list[float]) -> Schedule:
-        """Build a schedule from any β_1..β_T with every β_t in (0, 1)."""
+        """Build a schedule from any β_1..β_T with every β_t in (0, 1).
+
+        ᾱ_t = Π_{s≤t}(1 − β_s) (Eq. 4) and the posterior's β̃_t and coefficients (Eq. 7); chapter
+        "The forward process".
+        """
+        if isinstance(betas, torch.Tensor) and (betas.is_complex() or betas.dtype == torch.bool):
+            raise TypeError(f"betas must hold real numbers, got dtype {betas.dtype}")
         betas = torch.as_tensor(betas, dtype=torch.float64).detach().cpu()
         if betas.dim() != 1 or betas.numel() < 1:
             raise ValueError(f"betas must be a 1-D array with T >= 1 entries, got shape {tuple(betas.shape)}")
@@ -141,12 +180,15 @@ class Schedule:
         """The schedule restricted to an increasing subset τ of steps (Nichol & Dhariwal 2021, Sec. 4).
 
         Keeps ᾱ at the kept steps and sets β'_i = 1 − ᾱ_{τ_i}/ᾱ_{τ_{i−1}}; chapter "Sampling faster".
+        timesteps: K ≥ 1 strictly increasing code indices in [0, T).
         """
-        ts = torch.as_tensor(timesteps, dtype=torch.long)
-        check_timesteps(ts, self.T)
+        ts = torch.as_tensor(timesteps)
+        if ts.dim() != 1 or ts.numel() < 1:
+            raise ValueError(f"timesteps must be a 1-D list of K >= 1 steps, got shape {tuple(ts.shape)}")
+        ts = check_timesteps(ts, self.T, name="timesteps")
         if ts.numel() > 1 and not bool((ts[1:] > ts[:-1]).all()):
             raise ValueError(f"timesteps must be strictly increasing, got {ts.tolist()}")
-        ab = self.alpha_bars[ts]
+        ab = self.alpha_bars[ts.cpu()]
         prev = torch.cat([torch.ones(1, dtype=torch.float64), ab[:-1]])
         return Schedule.from_betas(1.0 - ab / prev)
 
@@ -156,12 +198,32 @@ class Schedule:
 
 
 def get_schedule(name: str = "linear", T: int = 1000, **kwargs: float) -> Schedule:
-    """A :class:`Schedule` for a named β schedule (default: the paper's linear 1e-4 → 0.02, T=1000)."""
+    """A :class:`Schedule` for a named β schedule (default: the paper's linear 1e-4 → 0.02, T = 1000).
+
+    Ho et al. (2020), Sec. 4, and the quantities of Eqs. (4) and (7); chapter "The forward process".
+    ``name`` and ``kwargs`` as in :func:`make_betas`.
+    """
     return Schedule.from_betas(make_betas(name, T, **kwargs))
 
 
 def extract(a: torch.Tensor, t: torch.Tensor | int, x: torch.Tensor) -> torch.Tensor:
-    """Gather ``a[t]`` and shape it to broadcast against ``x`` (B, ...), cast to x's dtype/device."""
+    """Gather ``a[t]`` and shape it to broadcast against ``x`` (B, ...), cast to x's dtype and device.
+
+    No equation: the lookup of a per-step quantity (β_t, ᾱ_t, ...) at each example's t that every
+    formula uses; code index t is the paper's t + 1 (book page "Notation"). a: (T,); t: int or (B,)
+    in [0, T); x: (B, ...) floating point. Returns (B, 1, ..., 1). Checks t (one host sync);
+    minidiff's own loops call the unchecked ``_extract``.
+    """
+    if not isinstance(a, torch.Tensor) or a.dim() != 1:
+        raise ValueError(f"a must be a 1-D tensor of per-step values (T,), got {type(a).__name__} "
+                         f"of shape {tuple(getattr(a, 'shape', ()))}")
+    check_float_tensor("x", x)
+    t = check_timesteps(t, a.shape[0], batch=x.shape[0] if x.dim() else None)
+    return _extract(a, t, x)
+
+
+def _extract(a: torch.Tensor, t: torch.Tensor | int, x: torch.Tensor) -> torch.Tensor:
+    """:func:`extract` without input checks, for t known to be valid."""
     if isinstance(t, int):
         t = torch.tensor(t)
     out = a.to(device=x.device)[t.to(x.device)].to(x.dtype)

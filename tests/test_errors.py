@@ -1,20 +1,147 @@
-"""Bad input gets a clear error that names the bad value, never a silent wrong answer."""
+"""Bad input gets a clear error that names the argument and the bad value, never a silent wrong answer."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 import torch
 
 import minidiff as md
+from minidiff.langevin import annealed_langevin, langevin_step_sizes, score_from_eps
+from minidiff.reverse import fixed_log_variance, learned_range_log_variance
+
+B, D = 4, 2
+
+
+def _f() -> torch.Tensor:
+    """A valid floating-point argument of shape (B, D), for the arguments a case does not test."""
+    return torch.zeros(B, D)
+
+
+def _exact(s: md.Schedule) -> md.ExactEps:
+    return md.ExactEps(md.toy_mixture(), s)
+
+
+# Every public function that takes timesteps t and data x: call(schedule, x, t) puts ``x`` in the
+# argument named in the second field (every other tensor argument is valid).
+T_AND_X_CALLS = {
+    "q_sample": (lambda s, x, t: md.q_sample(x, t, s), "x0"),
+    "q_step_sample": (lambda s, x, t: md.q_step_sample(x, t, s), "x_prev"),
+    "q_mean_variance": (lambda s, x, t: md.q_mean_variance(x, t, s), "x0"),
+    "q_posterior_mean_variance": (lambda s, x, t: md.q_posterior_mean_variance(x, _f(), t, s), "x0"),
+    "extract": (lambda s, x, t: md.extract(s.betas, t, x), "x"),
+    "x0_from_eps": (lambda s, x, t: md.x0_from_eps(x, t, _f(), s), "xt"),
+    "eps_from_x0": (lambda s, x, t: md.eps_from_x0(x, t, _f(), s), "xt"),
+    "v_from_x0_eps": (lambda s, x, t: md.v_from_x0_eps(x, _f(), t, s), "x0"),
+    "x0_from_v": (lambda s, x, t: md.x0_from_v(x, t, _f(), s), "xt"),
+    "mu_from_x0": (lambda s, x, t: md.mu_from_x0(x, t, _f(), s), "xt"),
+    "x0_from_mu": (lambda s, x, t: md.x0_from_mu(x, t, _f(), s), "xt"),
+    "to_x0": (lambda s, x, t: md.to_x0(_f(), x, t, s, "v"), "xt"),
+    "to_eps": (lambda s, x, t: md.to_eps(_f(), x, t, s, "x0"), "xt"),
+    "from_x0_eps": (lambda s, x, t: md.from_x0_eps(_f(), _f(), x, t, s, "mu"), "xt"),
+    "p_mean_variance": (lambda s, x, t: md.p_mean_variance(_f(), x, t, s), "xt"),
+    "fixed_log_variance": (lambda s, x, t: fixed_log_variance(t, x, s, "fixed_large"), "x"),
+    "learned_range_log_variance": (lambda s, x, t: learned_range_log_variance(x, t, s), "v"),
+    "vlb_term": (lambda s, x, t: md.vlb_term(_f(), x, _f(), t, s), "x0"),
+    "training_losses": (lambda s, x, t: md.training_losses(lambda a, b: a, x, s, t=t), "x0"),
+    "GaussianMixture.log_prob": (lambda s, x, t: md.toy_mixture().log_prob(x, t, s), "x"),
+    "GaussianMixture.score": (lambda s, x, t: md.toy_mixture().score(x, t, s), "x"),
+    "GaussianMixture.eps": (lambda s, x, t: md.toy_mixture().eps(x, t, s), "xt"),
+    "GaussianMixture.x0_mean": (lambda s, x, t: md.toy_mixture().x0_mean(x, t, s), "xt"),
+    "ExactEps": (lambda s, x, t: _exact(s)(x, t), "xt"),
+    "score_from_eps": (lambda s, x, t: score_from_eps(_exact(s), s)(x, t), "xt"),
+}
+
+BAD_T_AND_X = {  # case: (x, t, error type, the message's pattern with {x} for the argument's name)
+    "t=-1": (torch.zeros(B, D), torch.tensor([0, 1, -1, 2]), ValueError,
+             r"t must lie in [0, T) = [0, 1000), got t = -1"),
+    "t=T": (torch.zeros(B, D), torch.tensor([0, 1000, 1, 2]), ValueError,
+            r"t must lie in [0, T) = [0, 1000), got t = 1000"),
+    "int t=T": (torch.zeros(B, D), 1000, ValueError, r"t must lie in [0, T) = [0, 1000), got t = 1000"),
+    "batch mismatch": (torch.zeros(B, D), torch.tensor([1, 2, 3]), ValueError,
+                       r"t has batch size 3 but {x} has batch size 4"),
+    "integer x": (torch.zeros(B, D, dtype=torch.long), torch.tensor([1, 2, 3, 4]), TypeError,
+                  r"{x} must be a floating-point tensor, got dtype torch.int64"),
+    "float t": (torch.zeros(B, D), torch.tensor([1.0, 2.0, 3.0, 4.0]), TypeError,
+                r"t must hold integer timesteps, got dtype torch.float32"),
+    "2-D t": (torch.zeros(B, D), torch.zeros(B, 1, dtype=torch.long), ValueError,
+              r"t must have shape () or (B,), got shape (4, 1)"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_T_AND_X))
+@pytest.mark.parametrize("fn", list(T_AND_X_CALLS))
+def test_every_function_of_t_and_x_names_the_bad_argument_and_value(linear, fn, case):
+    call, x_name = T_AND_X_CALLS[fn]
+    x, t, error, message = BAD_T_AND_X[case]
+    with pytest.raises(error, match=re.escape(message.format(x=x_name))):
+        call(linear, x, t)
+
+
+def test_the_same_calls_work_on_valid_input(linear):
+    """The table above is not vacuous: with valid x and t every call runs."""
+    for call, _ in T_AND_X_CALLS.values():
+        call(linear, torch.randn(B, D), torch.tensor([0, 1, 500, 999]))
+        call(linear, torch.randn(B, D), 999)  # one timestep for the whole batch
+
+
+@pytest.mark.parametrize("call,name", [
+    (lambda s: md.p_mean_variance(_f().long(), _f(), 3, s), "output"),
+    (lambda s: md.to_x0(_f().long(), _f(), 3, s), "output"),
+    (lambda s: md.to_eps(_f().int(), _f(), 3, s), "output"),
+    (lambda s: md.vlb_term(_f().long(), _f(), _f(), 3, s), "output"),
+    (lambda s: md.training_losses(lambda a, b: a.long(), _f(), s), "model output"),
+    (lambda s: md.negative_elbo(lambda a, b: a.long(), _f(), md.get_schedule("linear", 5)), "model output"),
+    (lambda s: md.sample(lambda a, b: a.long(), (B, D), s, steps=3), "model output"),
+    (lambda s: md.ddim_encode(lambda a, b: a.long(), _f(), s, steps=3), "model output"),
+    (lambda s: score_from_eps(lambda a, b: a.long(), s)(_f(), 3), "model output"),
+    (lambda s: annealed_langevin(lambda a, b: a.long(), (B, D), s, levels=2), "score_fn(x, t)"),
+])
+def test_integer_network_outputs_are_rejected(linear, call, name):
+    with pytest.raises(TypeError, match=re.escape(f"{name} must be a floating-point tensor, got dtype torch.int")):
+        call(linear)
+
+
+@pytest.mark.parametrize("call,name", [
+    (lambda s: md.training_losses(lambda a, b: a, _f(), s, noise=_f().long()), "noise"),
+    (lambda s: md.q_sample(_f(), 3, s, noise=_f().long()), "noise"),
+    (lambda s: md.sample(_exact(s), (B, D), s, steps=3, x_T=_f().long()), "x_T"),
+    (lambda s: annealed_langevin(md.toy_mixture().score, (B, D), s, levels=2, x_T=_f().long()), "x_T"),
+    (lambda s: md.negative_elbo(_exact(s), _f().long(), s), "x0"),
+    (lambda s: md.prior_kl(_f().long(), s), "x0"),
+    (lambda s: md.ddim_encode(_exact(s), _f().long(), s, steps=3), "x0"),
+    (lambda s: md.discretized_gaussian_log_likelihood(_f().long(), _f(), _f()), "x"),
+    (lambda s: md.continuous_gaussian_log_likelihood(_f(), _f().long(), _f()), "mean"),
+    (lambda s: md.normal_kl(_f(), _f(), _f(), _f().long()), "logvar2"),
+])
+def test_integer_noise_starts_and_data_are_rejected(linear, call, name):
+    with pytest.raises(TypeError, match=re.escape(f"{name} must be a floating-point tensor, got dtype torch.int64")):
+        call(linear)
+
+
+def test_noise_of_the_wrong_shape(linear):
+    with pytest.raises(ValueError, match=re.escape("noise must have the shape of x0, (4, 2), got (3, 2)")):
+        md.training_losses(lambda a, b: a, _f(), linear, noise=torch.zeros(3, D))
+    with pytest.raises(ValueError, match=re.escape("x_T must have shape (4, 2), got (3, 2)")):
+        md.sample(_exact(linear), (B, D), linear, x_T=torch.zeros(3, D))
+
+
+def test_network_output_of_the_wrong_shape(linear):
+    with pytest.raises(ValueError, match=re.escape("model output has shape (4, 3), expected the shape of x0, (4, 2)")):
+        md.training_losses(lambda a, b: torch.zeros(B, 3), _f(), linear)
+    with pytest.raises(ValueError, match=re.escape("output has shape (4, 3), expected the shape of xt, (4, 2)")):
+        md.p_mean_variance(torch.zeros(B, 3), _f(), 3, linear)
 
 
 @pytest.mark.parametrize("kw,match", [
-    (dict(beta_start=1.5), "beta_start must be in \\(0, 1\\), got 1.5"),
-    (dict(beta_end=0.0), "beta_end must be in \\(0, 1\\), got 0.0"),
+    (dict(beta_start=1.5), "beta_start must be in (0, 1), got 1.5"),
+    (dict(beta_end=0.0), "beta_end must be in (0, 1), got 0.0"),
     (dict(beta_start=0.1, beta_end=0.01), "beta_start must be <= beta_end"),
+    (dict(beta_end=float("nan")), "beta_end must be a finite number, got beta_end = nan"),
 ])
 def test_beta_outside_unit_interval(kw, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValueError, match=re.escape(match)):
         md.get_schedule("linear", 100, **kw)
 
 
@@ -23,10 +150,33 @@ def test_custom_betas_outside_unit_interval():
         md.Schedule.from_betas([0.1, 0.2, 1.0])
 
 
+@pytest.mark.parametrize("name", md.SCHEDULES)
 @pytest.mark.parametrize("T", [0, -3])
-def test_T_below_one(T):
+def test_T_below_one(name, T):
     with pytest.raises(ValueError, match=f"T must be >= 1, got T = {T}"):
-        md.get_schedule("linear", T)
+        md.get_schedule(name, T)
+
+
+def test_T_not_an_int():
+    with pytest.raises(TypeError, match="T must be an int, got float 10.5"):
+        md.get_schedule("linear", 10.5)
+
+
+@pytest.mark.parametrize("s", [-1.0, -0.5, float("inf")])
+def test_cosine_offset_s_must_be_non_negative(s):
+    """s = −1 used to divide by zero, and −1 < s < 0 gave a negative β far from the cause."""
+    with pytest.raises(ValueError, match=re.escape("s must be ") + ".*" + re.escape(f"got s = {s}")):
+        md.get_schedule("cosine", 100, s=s)
+
+
+def test_cosine_max_beta_outside_unit_interval():
+    with pytest.raises(ValueError, match=re.escape("max_beta must be in (0, 1), got 1.0")):
+        md.get_schedule("cosine", 100, max_beta=1.0)
+
+
+def test_schedule_arguments_of_another_schedule_are_rejected():
+    with pytest.raises(TypeError, match=re.escape("schedule 'linear' has no argument 's' (got s=0.1)")):
+        md.get_schedule("linear", 100, s=0.1)
 
 
 @pytest.mark.parametrize("call,name", [
@@ -34,7 +184,11 @@ def test_T_below_one(T):
     (lambda s, x: md.to_x0(x, x, torch.zeros(4, dtype=torch.long), s, "epsilon"), "parameterization 'epsilon'"),
     (lambda s, x: md.p_mean_variance(x, x, torch.zeros(4, dtype=torch.long), s, variance="big"), "variance 'big'"),
     (lambda s, x: md.sample(md.gaussian_eps_model([0.0], [1.0], s), (4, 1), s, sampler="euler"), "sampler 'euler'"),
+    (lambda s, x: md.sample(md.gaussian_eps_model([0.0], [1.0], s), (4, 1), s, parameterization="score"),
+     "parameterization 'score'"),
+    (lambda s, x: md.respace_timesteps(1000, 10, "log"), "spacing 'log'"),
     (lambda s, x: md.training_losses(lambda a, b: a, x, s, loss="l1"), "loss 'l1'"),
+    (lambda s, x: md.training_losses(lambda a, b: a, x, s, decoder="poisson"), "decoder 'poisson'"),
     (lambda s, x: md.make_toy("spiral"), "toy 'spiral'"),
 ])
 def test_unknown_names_list_the_valid_ones(linear, call, name):
@@ -49,32 +203,55 @@ def test_t_outside_range(linear, t, bad):
         md.q_sample(torch.zeros(4, 2), t, linear)
 
 
-def test_mismatched_batch_of_x_and_t(linear):
-    with pytest.raises(ValueError, match="t has batch size 3 but x has batch size 4"):
-        md.q_sample(torch.zeros(4, 2), torch.tensor([1, 2, 3]), linear)
+def test_negative_t_is_not_read_from_the_end_of_the_schedule(linear):
+    """Python indexing would take t = −1 as the last step, T − 1: a silent wrong answer."""
+    out = torch.zeros(B, D)
+    with pytest.raises(ValueError, match="got t = -1"):
+        md.p_mean_variance(out, _f(), torch.full((B,), -1), linear)
+    with pytest.raises(ValueError, match="got t = -1"):
+        md.extract(linear.betas, torch.full((B,), -1), _f())
 
 
-def test_non_floating_inputs(linear):
-    with pytest.raises(TypeError, match="x0 must be a floating-point tensor, got dtype torch.int64"):
-        md.q_sample(torch.zeros(4, 2, dtype=torch.long), 3, linear)
-    with pytest.raises(TypeError, match="t must hold integer timesteps, got dtype torch.float32"):
-        md.q_sample(torch.zeros(4, 2), torch.zeros(4), linear)
-    with pytest.raises(TypeError, match="x0 must be a floating-point tensor"):
-        md.training_losses(lambda a, b: a, torch.zeros(4, 2, dtype=torch.uint8), linear)
+def test_respaced_timesteps_must_be_integers_in_range(linear):
+    with pytest.raises(TypeError, match="timesteps must hold integer timesteps, got dtype torch.float32"):
+        linear.respaced(torch.tensor([0.0, 10.5]))
+    with pytest.raises(ValueError, match=re.escape("timesteps must lie in [0, T) = [0, 1000), got timesteps = 1000")):
+        linear.respaced([0, 1000])
+    with pytest.raises(ValueError, match="timesteps must be strictly increasing, got \\[5, 5\\]"):
+        linear.respaced([5, 5])
+    with pytest.raises(ValueError, match=re.escape("timesteps must lie in [0, T) = [0, 1000), got timesteps = -2")):
+        langevin_step_sizes(linear, torch.tensor([-2, 3]), 1e-4)
 
 
 def test_bad_sampler_settings(linear):
     model = md.gaussian_eps_model([0.0], [1.0], linear)
-    with pytest.raises(ValueError, match="steps must be an int in \\[1, T\\] = \\[1, 1000\\], got steps = 0"):
-        md.sample(model, (2, 1), linear, steps=0)
-    with pytest.raises(ValueError, match="eta must be >= 0, got eta = -1"):
+    for steps in (0, 1001):
+        with pytest.raises(ValueError, match=re.escape(f"steps must be an int in [1, T] = [1, 1000], "
+                                                       f"got steps = {steps}")):
+            md.sample(model, (2, 1), linear, steps=steps)
+    with pytest.raises(ValueError, match="eta must be >= 0.0, got eta = -1"):
         md.sample(model, (2, 1), linear, sampler="ddim", eta=-1)
-    with pytest.raises(ValueError, match="x_T must have shape"):
-        md.sample(model, (2, 1), linear, x_T=torch.zeros(3, 1))
+    with pytest.raises(ValueError, match=re.escape("eta is used by sampler='ddim' only, got eta = 0.5 with "
+                                                   "sampler='ddpm'")):
+        md.sample(model, (2, 1), linear, sampler="ddpm", eta=0.5)
+    for c in (0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match=re.escape("clip_x0 must be ") + ".*" + re.escape(f"got clip_x0 = {c}")):
+            md.sample(model, (2, 1), linear, clip_x0=c)
+    with pytest.raises(ValueError, match=re.escape("shape must be a tuple of positive ints (B, ...), got shape = (0,")):
+        md.sample(model, (0, 1), linear)
+    with pytest.raises(ValueError, match=re.escape("K must be an int in [1, T] = [1, 10], got K = 11")):
+        md.respace_timesteps(10, 11)
+
+
+def test_bad_loss_settings(linear):
+    with pytest.raises(ValueError, match="lambda_vlb must be >= 0.0, got lambda_vlb = -0.1"):
+        md.training_losses(lambda a, b: a, _f(), linear, loss="hybrid", lambda_vlb=-0.1)
+    with pytest.raises(ValueError, match="bins must be >= 2, got bins = 1"):
+        md.discretized_gaussian_log_likelihood(_f(), _f(), _f(), bins=1)
 
 
 def test_learned_range_needs_doubled_output(linear):
-    with pytest.raises(ValueError, match="doubled output channels, got 3 channels"):
+    with pytest.raises(ValueError, match="doubled output channels \\(dim 1\\), got output with 3 channels"):
         md.p_mean_variance(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), linear,
                            variance="learned_range")
     with pytest.raises(ValueError, match="L_simple cannot train it"):
@@ -82,6 +259,48 @@ def test_learned_range_needs_doubled_output(linear):
         md.training_losses(net, torch.zeros(4, 2), linear, variance="learned_range")
 
 
+@pytest.mark.parametrize("stds,match", [
+    (torch.tensor([1.0, -0.5]), "stds must be finite and >= 0, got stds[1, 0] = -0.5"),
+    (-2.0, "stds must be finite and >= 0, got stds[0, 0] = -2.0"),
+    (torch.tensor([1.0, float("nan")]), "stds must be finite and >= 0, got stds[1, 0] = nan"),
+    (torch.ones(3), "stds must be a scalar, (K,) or (K, D) with (K, D) = (2, 1), got shape (3,)"),
+])
+def test_gaussian_mixture_names_the_bad_std(stds, match):
+    with pytest.raises(ValueError, match=re.escape(match)):
+        md.GaussianMixture(torch.tensor([[0.0], [4.0]]), stds)
+
+
+def test_gaussian_mixture_rejects_bad_queries(linear):
+    mix = md.toy_mixture()  # D = 2
+    with pytest.raises(ValueError, match=re.escape("x must have shape (B, 2) (D = 2 values per example), got (4, 3)")):
+        mix.log_prob(torch.zeros(4, 3), 3, linear)
+    with pytest.raises(ValueError, match="t must be given"):
+        mix.eps(_f(), None, linear)
+    with pytest.raises(TypeError, match="schedule must be a minidiff Schedule when t is given, got NoneType"):
+        mix.score(_f(), 3)
+    points = md.GaussianMixture(torch.zeros(2, 2), 0.0)
+    with pytest.raises(ValueError, match=re.escape("needs stds > 0 (t = None), got stds[0, 0] = 0.0")):
+        points.log_prob(_f())
+    with pytest.raises(ValueError, match="n must be >= 1, got n = 0"):
+        mix.sample(0)
+
+
 def test_mlp_rejects_wrong_shape():
     with pytest.raises(ValueError, match=r"expects x of shape \(B, 2\), got \(4, 3\)"):
         md.MLPDenoiser()(torch.zeros(4, 3), torch.zeros(4, dtype=torch.long))
+
+
+def test_range_checks_run_once_per_call_not_once_per_sampler_step(linear, monkeypatch):
+    """Checking t reads it on the host (a GPU sync): the loops validate once and then run unchecked."""
+    calls = []
+    aminmax = torch.aminmax
+    monkeypatch.setattr(torch, "aminmax", lambda *a, **k: calls.append(1) or aminmax(*a, **k))
+    net = md.MLPDenoiser(hidden=8, n_blocks=1)
+    for sampler in md.SAMPLERS:
+        calls.clear()
+        md.sample(net, (B, D), linear, sampler=sampler, steps=20, seed=0)
+        assert len(calls) == 1, (sampler, len(calls))  # the respaced schedule's timesteps, once
+    calls.clear()
+    md.training_losses(net, _f(), linear, loss="hybrid", variance="fixed_small")
+    md.negative_elbo(net, _f(), md.get_schedule("linear", 20))
+    assert len(calls) == 1  # prior_kl's q_mean_variance; none per training step or ELBO term

@@ -61,3 +61,16 @@ def test_clip_x0_bounds_the_prediction(linear, batch):
     _, eps, t, xt = batch
     p = md.p_mean_variance(eps * 50, xt, t, linear, clip_x0=1.0)
     assert p.x0.abs().max().item() <= 1.0
+
+
+def test_a_single_timestep_equals_the_same_timestep_per_example(linear, batch):
+    x0, eps, _, xt = batch
+    t_all = torch.full((xt.shape[0],), 300)
+    for p in md.PARAMETERIZATIONS:
+        out = md.from_x0_eps(x0, eps, xt, 300, linear, p)
+        torch.testing.assert_close(out, md.from_x0_eps(x0, eps, xt, t_all, linear, p))
+        torch.testing.assert_close(md.to_x0(out, xt, 300, linear, p), md.to_x0(out, xt, t_all, linear, p))
+        eps_all = md.to_eps(out, xt, t_all, linear, p)
+        torch.testing.assert_close(md.to_eps(out, xt, torch.tensor(300), linear, p), eps_all)
+    p = md.p_mean_variance(eps, xt, 300, linear)
+    torch.testing.assert_close(p.mean, md.p_mean_variance(eps, xt, t_all, linear).mean)
