@@ -1,22 +1,32 @@
 """The ``minidiff`` command line: train the paper's U-Net, sample from a checkpoint, describe a preset.
 
-    minidiff train --preset mnist --steps 20000 --out runs/mnist [--resume]
+    minidiff train --preset mnist --steps 20000 --out runs/mnist [--resume | --overwrite]
     minidiff sample --ckpt runs/mnist/last.pt --sampler ddim --steps 50 --n 64 --out grid.png
     minidiff info --preset cifar10
 
 Training is Algorithm 1 of Ho et al. (2020) with the paper's recipe; sampling is Algorithm 2 (``ddpm``)
-or DDIM. Multi-GPU: ``torchrun --nproc_per_node=N -m minidiff train ...``. Bad input (a missing
-file, an unknown preset, a corrupt checkpoint, a checkpoint from another run) prints one line and
-exits with status 2. Chapter "Training on images".
+or DDIM. Every field of :class:`~minidiff.training.TrainConfig` is a ``train`` flag (``batch_size``
+is ``--batch-size``), generated from the dataclass so that the two cannot drift apart. Multi-GPU:
+``torchrun --nproc_per_node=N -m minidiff train ...``. Bad input (a missing file, an unknown preset,
+an unavailable device, a corrupt checkpoint, a checkpoint from another run, a run directory that
+already holds a run) prints one line and exits with status 2; a run stopped by Ctrl-C or SIGTERM
+saves a checkpoint and exits with 128 + the signal number. Chapter "Training on images".
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .training.config import TrainConfig
 
 EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 1
@@ -31,6 +41,16 @@ class _Parser(argparse.ArgumentParser):
         raise BadInput(f"{message} (see '{self.prog} --help')")
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends "(default: ...)" to a flag's help unless the default is None or False, or the help says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default is None or action.default is False or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -41,11 +61,64 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+# ``train`` defaults that differ from TrainConfig's (the paper's CIFAR-10 run): a small first run.
+TRAIN_DEFAULTS: dict[str, Any] = {"preset": "mnist", "steps": 20_000, "out": None}
+_TRAIN_HELP = {"out": "run directory: checkpoints, log.csv, samples/ (default: runs/PRESET)"}
+_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
+
+
+def _field_type(f: dataclasses.Field) -> type:
+    """The Python type of a TrainConfig field (``int``, ``float | None``, ...), from its annotation string."""
+    name = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    name = name.replace(" ", "").replace("|None", "")
+    if name not in _TYPES:
+        raise TypeError(f"TrainConfig field {f.name!r} has type {f.type!r}; the CLI knows {', '.join(_TYPES)}")
+    return _TYPES[name]
+
+
+def add_config_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """One flag per :class:`~minidiff.training.TrainConfig` field: name, type, default and help from the field.
+
+    ``batch_size`` becomes ``--batch-size``; a bool ``compile`` becomes ``--compile/--no-compile``.
+    Named choices are listed in the help but checked by TrainConfig, whose error names the valid ones.
+    """
+    from .training.config import CHOICES, POSITIVE_INT_FIELDS, TrainConfig
+
+    for f in dataclasses.fields(TrainConfig):
+        kind = _field_type(f)
+        default = TRAIN_DEFAULTS.get(f.name, f.default)
+        text = _TRAIN_HELP.get(f.name, f.metadata.get("help", ""))
+        if f.name in CHOICES:
+            text += f"; one of: {', '.join(CHOICES[f.name])}"
+        flag = "--" + f.name.replace("_", "-")
+        if kind is bool:
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default,
+                                help=text)
+            continue
+        if kind is int:
+            kind = _positive_int if f.name in POSITIVE_INT_FIELDS else _int
+        parser.add_argument(flag, dest=f.name, type=kind, default=default, help=text, metavar=f.name.upper())
+
+
+def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The :class:`~minidiff.training.TrainConfig` of parsed ``train`` arguments (``--out`` defaults to runs/PRESET)."""
+    from .training.config import TrainConfig
+
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+    values["out"] = values["out"] or f"runs/{values['preset']}"
+    return TrainConfig(**values)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from .data.images import DATASETS
     from .nets.presets import PRESETS
     from .samplers import SAMPLERS
-    from .training.config import AMP_MODES
 
     presets = ", ".join(PRESETS)
     p = _Parser(prog="minidiff", description="DDPM (Ho, Jain & Abbeel 2020) from scratch: train the paper's "
@@ -56,39 +129,18 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a U-Net preset (Algorithm 1, the paper's recipe)",
                        description="Train a U-Net on images with the paper's recipe (Adam 2e-4, warm-up 5000, "
                        "grad clip 1, EMA 0.9999, batch 128). Checkpoints go to OUT/last.pt; --resume continues "
-                       "exactly. Multi-GPU: torchrun --nproc_per_node=N -m minidiff train ...",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    t.add_argument("--preset", default="mnist", help=f"network preset: {presets}")
-    t.add_argument("--data", default=None, help=f"data set: {', '.join(DATASETS)} (default: the preset's; "
-                   "the -offline stand-ins need no internet)")
-    t.add_argument("--steps", type=_positive_int, default=20_000, help="total optimizer steps")
-    t.add_argument("--out", default=None, help="run directory: checkpoints, log.csv, samples/ (default: runs/PRESET)")
-    t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
-    t.add_argument("--batch-size", type=_positive_int, default=128, help="global batch size")
-    t.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate")
-    t.add_argument("--warmup", type=int, default=5000, help="linear learning-rate warm-up steps")
-    t.add_argument("--grad-clip", type=float, default=1.0, help="gradient-norm clipping (0: off)")
-    t.add_argument("--ema-decay", type=float, default=0.9999, help="EMA decay of the weights")
-    t.add_argument("--dropout", type=float, default=None, help="dropout (default: the preset's)")
-    t.add_argument("--class-conditional", action="store_true",
-                   help="condition on labels, with a null class for classifier-free guidance")
-    t.add_argument("--amp", default="auto", help=f"mixed precision: {', '.join(AMP_MODES)} (auto: bf16 or "
-                   "fp16 on GPU, off on CPU)")
-    t.add_argument("--compile", action="store_true", help="torch.compile the network")
-    t.add_argument("--no-channels-last", action="store_true", help="keep NCHW memory format on GPU")
-    t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--ckpt-every", type=_positive_int, default=5000, help="checkpoint every N steps")
-    t.add_argument("--keep", type=_positive_int, default=3, help="numbered checkpoints to keep")
-    t.add_argument("--log-every", type=_positive_int, default=100, help="CSV log / progress bar every N steps")
-    t.add_argument("--sample-every", type=int, default=5000, help="sample grid every N steps (0: never)")
-    t.add_argument("--data-dir", default=None, help="data cache (default: $MINIDIFF_DATA or ~/.cache/minidiff)")
-    t.add_argument("--offline", action="store_true", help="never download; fail if the data is not cached")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+                       "exactly; an OUT that already holds a run needs --resume or --overwrite. Ctrl-C or SIGTERM "
+                       "saves a checkpoint at the step reached. Multi-GPU: torchrun --nproc_per_node=N -m minidiff "
+                       "train ...",
+                       formatter_class=_HelpFormatter)
+    t.add_argument("--resume", action="store_true", help="continue the run in OUT from OUT/last.pt")
+    t.add_argument("--overwrite", action="store_true",
+                   help="delete the run already in OUT (its checkpoints, log.csv and sample grids) and start anew")
+    add_config_flags(t.add_argument_group("configuration", "the fields of minidiff.training.TrainConfig"))
 
     s = sub.add_parser("sample", help="sample images from a checkpoint into a PNG grid",
                        description="Sample from a checkpoint's EMA weights (Algorithm 2, or DDIM) and save a "
-                       "PNG grid.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       "PNG grid.", formatter_class=_HelpFormatter)
     s.add_argument("--ckpt", required=True, help="checkpoint file, e.g. runs/mnist/last.pt")
     s.add_argument("--sampler", default="ddim", help=f"sampler: {', '.join(SAMPLERS)}")
     s.add_argument("--steps", type=_positive_int, default=None, help="reverse steps (default: all T)")
@@ -96,8 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="samples.png", help="output PNG")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--weights", default="ema", help="ema (the paper's) or model")
-    s.add_argument("--label", type=int, default=None, help="class label (class-conditional checkpoints)")
-    s.add_argument("--guidance", type=float, default=0.0, help="classifier-free guidance scale w")
+    s.add_argument("--label", type=int, default=None, help="class label, 0 to K-1 (class-conditional checkpoints; "
+                   "default: the null class, i.e. unconditional)")
+    s.add_argument("--guidance", type=float, default=0.0, help="classifier-free guidance scale w towards --label "
+                   "(Ho & Salimans 2022; needs --label)")
     s.add_argument("--preset", default=None, help="refuse the checkpoint unless it is of this preset")
     s.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
 
@@ -108,23 +162,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .training.config import TrainConfig
+    from .training.checkpoint import check_run_dir, run_files
     from .training.trainer import Trainer
 
-    args.out = args.out or f"runs/{args.preset}"
-    config = TrainConfig(
-        preset=args.preset, data=args.data, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-        warmup=args.warmup, grad_clip=args.grad_clip, ema_decay=args.ema_decay, dropout=args.dropout,
-        class_conditional=args.class_conditional, amp=args.amp, compile=args.compile,
-        channels_last=not args.no_channels_last, device=args.device, seed=args.seed, out=args.out,
-        ckpt_every=args.ckpt_every, keep=args.keep, log_every=args.log_every, sample_every=args.sample_every,
-        data_dir=args.data_dir, offline=args.offline, progress=not args.no_progress)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise BadInput(f"--out {out} exists and is not a directory")
-    if args.resume and not (out / "last.pt").exists():
+    config = train_config_from_args(args)
+    out = Path(config.out)
+    check_run_dir(out, resume=args.resume, overwrite=args.overwrite, options=("--resume", "--overwrite"))
+    main_process = os.environ.get("RANK", "0") == "0"  # torchrun sets RANK; speak once
+    if args.resume and not (out / "last.pt").exists() and main_process:
         print(f"minidiff: no checkpoint at {out / 'last.pt'}; starting a new run", file=sys.stderr)
-    trainer = Trainer(config, resume=args.resume)
+    replaced = args.overwrite and bool(run_files(out))
+    trainer = Trainer(config, resume=args.resume, overwrite=args.overwrite)  # deletes the old run last, if at all
+    if replaced and trainer.dist.is_main:
+        print(f"minidiff: deleted the earlier run in {out} (--overwrite)", file=sys.stderr)
     try:
         if trainer.dist.is_main:
             print(f"minidiff: training preset {config.preset!r} on {config.data!r} on {trainer.device} "
@@ -134,6 +184,11 @@ def _train(args: argparse.Namespace) -> int:
         trainer.close()
     if trainer.dist.is_main:
         print(f"minidiff: step {result['step']}, loss {result['loss']:.4f}; checkpoint {out / 'last.pt'}")
+    if trainer.stopped_by is not None and result["step"] < config.steps:
+        if trainer.dist.is_main:
+            print(f"minidiff: stopped by {signal.Signals(trainer.stopped_by).name} at step {result['step']} of "
+                  f"{config.steps}; continue with --resume", file=sys.stderr)
+        return 128 + trainer.stopped_by
     return 0
 
 
@@ -162,9 +217,13 @@ def _sample(args: argparse.Namespace) -> int:
         raise BadInput(f"--steps must be at most T = {config['T']}, got {args.steps}")
     net, labels = model, None
     if model.num_classes is not None:
-        label = model.num_classes if args.label is None else args.label
-        if not 0 <= label <= model.num_classes:
-            raise BadInput(f"--label must be in [0, {model.num_classes - 1}], got {args.label}")
+        if args.label is not None and not 0 <= args.label < model.num_classes:
+            raise BadInput(f"--label must be in [0, {model.num_classes - 1}] for this checkpoint, got {args.label} "
+                           "(leave it out to sample unconditionally)")
+        if args.guidance and args.label is None:
+            raise BadInput("--guidance needs --label: classifier-free guidance steers towards a class "
+                           f"(0 to {model.num_classes - 1}); without one it would guide the null class against itself")
+        label = model.num_classes if args.label is None else args.label  # the null class: unconditional
         labels = torch.full((args.n,), label, dtype=torch.long, device=device)
         if args.guidance:
             net = guided(model, labels, args.guidance)
@@ -233,6 +292,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NonFiniteError as e:
         print(f"minidiff: stopped: {e}", file=sys.stderr)
         return EXIT_RUN_FAILED
+    except KeyboardInterrupt:  # a second Ctrl-C during training, or one outside it
+        print("minidiff: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
 
 
 if __name__ == "__main__":

@@ -72,3 +72,78 @@ def test_model_from_checkpoint_rebuilds_the_ema_network(tmp_path):
     assert step == 2 and config["preset"] == "tiny" and not model.training
     for a, b in zip(model.parameters(), trainer.ema.model.parameters()):
         assert torch.equal(a, b)
+
+
+# ---------------------------------------------------------------- a run folder is never silently reused
+def test_a_new_run_in_a_folder_that_holds_a_run_is_refused_naming_it_and_both_ways_out(tmp_path):
+    run(small_config(tmp_path, steps=2, ckpt_every=1))
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    with pytest.raises(ValueError, match="already holds a run") as err:
+        Trainer(small_config(tmp_path, steps=4), data=small_data())
+    assert str(tmp_path) in str(err.value) and "resume=True" in str(err.value) and "overwrite=True" in str(err.value)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before  # nothing touched
+
+
+def test_numbered_checkpoints_alone_also_count_as_a_run(tmp_path):
+    run(small_config(tmp_path, steps=2, ckpt_every=1))
+    (tmp_path / "last.pt").unlink()
+    with pytest.raises(ValueError, match="already holds a run"):
+        Trainer(small_config(tmp_path), data=small_data())
+    with pytest.raises(ValueError, match="no last.pt to resume from"):
+        Trainer(small_config(tmp_path), data=small_data(), resume=True)
+
+
+def test_overwrite_deletes_the_old_runs_checkpoints_log_and_grids_and_starts_at_step_0(tmp_path):
+    run(small_config(tmp_path, steps=5, ckpt_every=1, keep=3, sample_every=5, sample_n=1, sample_steps=1))
+    (tmp_path / "notes.txt").write_text("mine")
+    trainer = Trainer(small_config(tmp_path, steps=2, ckpt_every=1, keep=3), data=small_data(), overwrite=True)
+    assert trainer.step == 0
+    trainer.fit()
+    # Without the overwrite, pruning to keep=3 would have kept the old ckpt-3, 4, 5 and deleted the new ones.
+    assert sorted(p.name for p in tmp_path.glob("ckpt-*.pt")) == ["ckpt-00000001.pt", "ckpt-00000002.pt"]
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 2
+    assert [line.split(",")[0] for line in (tmp_path / "log.csv").read_text().splitlines()[1:]] == ["1", "2"]
+    assert not list((tmp_path / "samples").glob("*.png"))
+    assert (tmp_path / "notes.txt").read_text() == "mine"  # only the trainer's own files go
+
+
+def test_overwrite_deletes_nothing_when_the_new_run_cannot_start(tmp_path):
+    run(small_config(tmp_path, steps=2))
+    with pytest.raises(ValueError, match="fp16"):  # refused after the folder check, before the deletion
+        Trainer(small_config(tmp_path, amp="fp16"), data=small_data(), overwrite=True)
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 2 and (tmp_path / "log.csv").is_file()
+
+
+def test_resume_still_continues_a_run_and_excludes_overwrite(tmp_path):
+    run(small_config(tmp_path, steps=2))
+    assert run(small_config(tmp_path, steps=3), resume=True).step == 3
+    with pytest.raises(ValueError, match="exclude each other"):
+        Trainer(small_config(tmp_path, steps=4), data=small_data(), resume=True, overwrite=True)
+
+
+# ---------------------------------------------------------------- a good file is never called corrupt
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_loading_onto_a_missing_cuda_device_is_a_device_error_not_a_corrupt_file(tmp_path):
+    run(small_config(tmp_path, steps=1))
+    with pytest.raises(ValueError, match="CUDA is not available") as err:
+        load_checkpoint(tmp_path / "last.pt", map_location="cuda")
+    assert not isinstance(err.value, CheckpointError) and "corrupt" not in str(err.value)
+
+
+def test_read_errors_say_cannot_read_and_other_errors_pass_through(tmp_path, monkeypatch):
+    save_checkpoint({"step": 1, "config": {}, "model": {}, "ema": {}}, tmp_path / "c.pt")
+
+    def denied(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(torch, "load", denied)
+    with pytest.raises(CheckpointError, match="cannot read .*Permission denied") as err:
+        load_checkpoint(tmp_path / "c.pt")
+    assert "corrupt" not in str(err.value)
+
+    def out_of_memory(*a, **k):
+        raise MemoryError
+
+    monkeypatch.setattr(torch, "load", out_of_memory)
+    with pytest.raises(MemoryError):
+        load_checkpoint(tmp_path / "c.pt")

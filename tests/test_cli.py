@@ -1,12 +1,18 @@
 """The minidiff command line: train, sample, info; one-line errors with exit status 2."""
 
+import dataclasses
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
+import torch
 from PIL import Image
 
-from minidiff.cli import main
+from minidiff.cli import build_parser, main, train_config_from_args
+from minidiff.training import TrainConfig, load_checkpoint
 
 TRAIN = ["train", "--preset", "tiny", "--data", "mnist-offline", "--steps", "2", "--batch-size", "2",
          "--log-every", "1", "--sample-every", "0", "--no-progress", "--device", "cpu"]
@@ -68,3 +74,137 @@ def test_corrupt_checkpoint_and_checkpoint_from_another_preset_are_refused(run_d
 def test_python_dash_m_minidiff_exits_2_without_a_traceback():
     r = subprocess.run([sys.executable, "-m", "minidiff", "info", "--preset", "nope"], capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.startswith("minidiff: error: unknown preset") and "Traceback" not in r.stderr
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+# ---------------------------------------------------------------- a run folder is never silently reused
+def test_train_into_a_folder_that_holds_a_run_is_refused_without_resume_or_overwrite(run_dir, capsys):
+    before = (run_dir / "last.pt").read_bytes()
+    assert main([*TRAIN, "--out", str(run_dir)]) == 2
+    err = _one_line_error(capsys)
+    assert f"{run_dir} already holds a run" in err and "--resume" in err and "--overwrite" in err
+    assert (run_dir / "last.pt").read_bytes() == before
+    assert main([*TRAIN, "--out", str(run_dir), "--resume", "--overwrite"]) == 2
+    assert "exclude each other" in _one_line_error(capsys)
+
+
+def test_train_overwrite_replaces_the_old_run(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert main([*TRAIN[:6], "4", *TRAIN[7:], "--ckpt-every", "1", "--out", out]) == 0
+    assert main([*TRAIN, "--ckpt-every", "1", "--out", out, "--overwrite"]) == 0
+    assert "deleted the earlier run" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "run").glob("ckpt-*.pt")) == ["ckpt-00000001.pt", "ckpt-00000002.pt"]
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["step"] == 2
+
+
+# ---------------------------------------------------------------- devices
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_device_cuda_without_cuda_is_one_line_and_exit_status_2(run_dir, tmp_path, capsys):
+    train = [a if a != "cpu" else "cuda" for a in TRAIN]
+    assert main([*train, "--out", str(tmp_path / "new")]) == 2
+    assert "device = 'cuda' asks for CUDA, but CUDA is not available" in _one_line_error(capsys)
+    assert main(["sample", "--ckpt", str(run_dir / "last.pt"), "--out", str(tmp_path / "g.png"),
+                 "--device", "cuda"]) == 2
+    err = _one_line_error(capsys)
+    assert "CUDA is not available" in err and "corrupt" not in err and "checkpoint" not in err
+
+
+# ---------------------------------------------------------------- every TrainConfig field is a flag
+def _train_dests() -> set:
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    return {a.dest for a in sub.choices["train"]._actions}
+
+
+def test_every_train_config_field_has_a_train_flag():
+    missing = {f.name for f in dataclasses.fields(TrainConfig)} - _train_dests()
+    assert not missing, f"TrainConfig fields without a 'minidiff train' flag: {sorted(missing)}"
+
+
+def test_train_flags_round_trip_into_the_config():
+    args = build_parser().parse_args([
+        "train", "--loss", "hybrid", "--parameterization", "v", "--variance", "learned_range", "--schedule", "cosine",
+        "--T", "500", "--adam-beta1", "0.8", "--adam-beta2", "0.99", "--adam-eps", "1e-6", "--class-conditional",
+        "--class-dropout", "0.2", "--no-flip", "--sample-n", "16", "--sample-steps", "20", "--sample-sampler", "ddpm",
+        "--no-channels-last", "--no-progress", "--batch-size", "32", "--warmup", "0"])
+    c = train_config_from_args(args)
+    assert (c.loss, c.parameterization, c.variance, c.schedule, c.T) == ("hybrid", "v", "learned_range", "cosine", 500)
+    assert (c.adam_beta1, c.adam_beta2, c.adam_eps) == (0.8, 0.99, 1e-6)
+    assert (c.class_conditional, c.class_dropout) == (True, 0.2)
+    assert (c.flip, c.sample_n, c.sample_steps, c.sample_sampler) == (False, 16, 20, "ddpm")
+    assert (c.channels_last, c.progress, c.batch_size, c.warmup) == (False, False, 32, 0)
+    # the CLI's own defaults: a small MNIST run into runs/PRESET; everything else is TrainConfig's
+    d = train_config_from_args(build_parser().parse_args(["train"]))
+    assert (d.preset, d.steps, d.out) == ("mnist", 20_000, "runs/mnist")
+    assert dataclasses.replace(d, preset="cifar10", data="cifar10", steps=800_000, out="runs/run") == TrainConfig()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--loss", "l1"], "unknown loss 'l1'; valid names are: 'simple', 'vlb', 'hybrid'"),
+    (["--parameterization", "score"], "unknown parameterization 'score'"),
+    (["--variance", "learned_range"], "variance='learned_range' needs loss='hybrid' or 'vlb'"),
+    (["--adam-beta2", "1.5"], "adam_beta2 must be in [0, 1), got adam_beta2 = 1.5"),
+    (["--T", "0"], "expected a positive integer, got 0"),
+    (["--lr", "fast"], "invalid float value: 'fast'"),
+])
+def test_bad_train_flags_are_one_line_errors_naming_the_value(argv, message, tmp_path, capsys):
+    assert main([*TRAIN, "--out", str(tmp_path / "run"), *argv]) == 2
+    assert message in _one_line_error(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+# ---------------------------------------------------------------- labels and guidance
+@pytest.fixture(scope="module")
+def cond_ckpt(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "cond"
+    assert main([*TRAIN[:6], "1", *TRAIN[7:], "--class-conditional", "--out", str(out)]) == 0
+    return str(out / "last.pt")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--guidance", "3"], "--guidance needs --label"),
+    (["--label", "10"], "--label must be in [0, 9] for this checkpoint, got 10"),
+    (["--label", "-1", "--guidance", "3"], "--label must be in [0, 9] for this checkpoint, got -1"),
+])
+def test_sample_label_and_guidance_are_checked(cond_ckpt, argv, message, tmp_path, capsys):
+    assert main(["sample", "--ckpt", cond_ckpt, "--out", str(tmp_path / "g.png"), "--device", "cpu", *argv]) == 2
+    assert message in _one_line_error(capsys)
+
+
+def test_sample_with_a_label_and_guidance_and_unconditionally(cond_ckpt, tmp_path):
+    common = ["sample", "--ckpt", cond_ckpt, "--steps", "2", "--n", "2", "--device", "cpu"]
+    assert main([*common, "--label", "9", "--guidance", "3", "--out", str(tmp_path / "a.png")]) == 0
+    assert main([*common, "--out", str(tmp_path / "b.png")]) == 0  # no label: the null class
+
+
+# ---------------------------------------------------------------- SIGTERM (pre-emption) saves the run
+@pytest.mark.slow
+def test_sigterm_saves_a_checkpoint_at_the_step_reached_and_resume_continues_from_it(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = [*TRAIN[:6], "1000000", *TRAIN[7:], "--ckpt-every", "1000000", "--out", str(out)]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "minidiff", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not ((out / "log.csv").is_file() and len((out / "log.csv").read_text().splitlines()) >= 4):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "training did not log 3 steps in 120 s"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM and "Traceback" not in stderr, stderr
+    step = load_checkpoint(out / "last.pt")["step"]
+    logged = [int(line.split(",")[0]) for line in (out / "log.csv").read_text().splitlines()[1:]]
+    assert step >= 3 and logged == list(range(1, step + 1))  # the checkpoint is at the last step taken
+    assert f"stopped by SIGTERM at step {step} of 1000000" in stderr and f"step {step}," in stdout
+    assert main([*TRAIN[:6], str(step + 1), *TRAIN[7:], "--out", str(out), "--resume"]) == 0
+    assert f"from step {step} to {step + 1}" in capsys.readouterr().err
+    assert load_checkpoint(out / "last.pt")["step"] == step + 1

@@ -1,6 +1,10 @@
-"""DDP: two CPU processes (gloo) take the same optimizer steps as one process on the combined batch."""
+"""DDP: two CPU processes (gloo) take the same optimizer steps as one process on the combined batch.
+
+Also: devices are checked before any work, and the ranks agree on where a signal stops the run.
+"""
 
 import os
+import signal
 import socket
 
 import pytest
@@ -9,6 +13,7 @@ import torch.multiprocessing as mp
 from test_trainer import small_config, small_data
 
 from minidiff.training import Trainer
+from minidiff.training.distributed import resolve_device
 
 
 def _free_port() -> int:
@@ -40,3 +45,42 @@ def test_two_gloo_processes_give_the_same_update_as_one_process_with_the_combine
     # ...and the steps did move the weights, so the comparison is not between two untouched networks.
     initial = Trainer(small_config(tmp_path / "init", dropout=0.0), data=small_data()).model.state_dict()
     assert any(not torch.allclose(initial[k], v, atol=1e-4) for k, v in state["model"].items())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.parametrize("device", ["cuda", "cuda:1"])
+def test_a_cuda_device_on_a_machine_without_cuda_is_a_value_error_naming_it(device):
+    with pytest.raises(ValueError, match=rf"device = '{device}' asks for CUDA, but CUDA is not available"):
+        resolve_device(device)
+
+
+def test_devices_that_exist_resolve_and_nonsense_is_refused():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got device = 'gpu'"):
+        resolve_device("gpu")
+
+
+def _signal_worker(rank: int, world_size: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    trainer = Trainer(small_config(out, steps=6, dropout=0.0), data=small_data())
+    calls = {"n": 0}
+
+    def hook(module, inputs, output):
+        calls["n"] += module.training
+        if rank == 1 and calls["n"] == 2:
+            signal.raise_signal(signal.SIGTERM)  # only rank 1 is told to stop, during step 2
+
+    trainer.model.register_forward_hook(hook)
+    result = trainer.fit()
+    # Both ranks stop after step 3 (the flag is read one step late) and save there together.
+    assert result["step"] == 3 and trainer.stopped_by == signal.SIGTERM, (rank, result, trainer.stopped_by)
+    trainer.close()
+
+
+@pytest.mark.slow
+def test_a_signal_on_one_rank_stops_every_rank_at_the_same_step_with_one_checkpoint(tmp_path):
+    mp.spawn(_signal_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["step"] == 3

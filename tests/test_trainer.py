@@ -136,24 +136,31 @@ def test_class_conditional_training_runs_and_trains_the_class_embedding(tmp_path
     assert trainer.model.num_classes == 10 and trainer.model.class_emb.weight.grad is not None
 
 
-def test_ctrl_c_finishes_the_step_and_saves_a_checkpoint_there(tmp_path):
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_sigterm_finishes_the_step_and_saves_a_checkpoint_there(tmp_path, signame):
     import signal
+    import threading
 
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers can only be installed from the main thread")
+    sig = getattr(signal, signame)
     trainer = Trainer(small_config(tmp_path, steps=6, ckpt_every=100), data=small_data())
     calls = {"n": 0}
 
     def hook(module, inputs, output):
         calls["n"] += module.training
         if calls["n"] == 2:
-            signal.raise_signal(signal.SIGINT)  # Ctrl-C in the middle of the second step
+            signal.raise_signal(sig)  # Ctrl-C or a scheduler's SIGTERM in the middle of the second step
 
     trainer.model.register_forward_hook(hook)
-    before = signal.getsignal(signal.SIGINT)
-    if before in (signal.SIG_IGN, None):
-        pytest.skip("SIGINT is ignored in this process")
-    assert trainer.fit()["step"] == 2
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    if before[sig] in (signal.SIG_IGN, None):
+        pytest.skip(f"{signame} is ignored in this process")
+    assert trainer.fit()["step"] == 2 and trainer.stopped_by == sig
     assert load_checkpoint(tmp_path / "last.pt")["step"] == 2
-    assert signal.getsignal(signal.SIGINT) is before  # the previous handler is restored
+    assert {s: signal.getsignal(s) for s in before} == before  # the previous handlers are restored
+    resumed = Trainer(small_config(tmp_path, steps=3), data=small_data(), resume=True)
+    assert resumed.step == 2 and resumed.fit()["step"] == 3 and resumed.stopped_by is None
 
 
 @pytest.mark.slow

@@ -4,7 +4,8 @@ A checkpoint is one ``torch.save`` dict: the model, its EMA, the optimizer and g
 the step, every RNG state (CPU, CUDA, the data pipeline's and the noise generator) and the full
 config. It is written to a temporary file and moved into place with ``os.replace``, so a crash
 mid-write leaves the previous checkpoint intact. Loading uses ``torch.load(weights_only=True)``:
-plain tensors and containers only, no arbitrary code. Chapter "Training on images".
+plain tensors and containers only, no arbitrary code. :func:`run_files` finds the checkpoints of a
+run already in a folder, so a new run does not write over them by accident. Chapter "Training on images".
 """
 
 from __future__ import annotations
@@ -72,22 +73,96 @@ def save_numbered(state: dict[str, Any], directory: str | os.PathLike, step: int
     return path
 
 
+def run_files(directory: str | os.PathLike) -> list[Path]:
+    """The checkpoints of a run already in ``directory``: ``last.pt`` and the ``ckpt-*.pt`` files (may be empty)."""
+    directory = Path(directory)
+    last = directory / "last.pt"
+    return ([last] if last.is_file() else []) + numbered_checkpoints(directory)
+
+
+def remove_run(directory: str | os.PathLike) -> list[Path]:
+    """Delete the run in ``directory``: its checkpoints, ``log.csv`` and ``samples/step-*.png``; return them.
+
+    Only the files the trainer writes are removed; anything else in the folder is left alone.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    removed = run_files(directory)
+    removed += [p for p in [directory / "log.csv"] if p.is_file()]
+    samples = directory / "samples"
+    if samples.is_dir():
+        removed += sorted(p for p in samples.iterdir() if re.match(r"^step-\d+\.png$", p.name))
+    for p in removed:
+        p.unlink()
+    return removed
+
+
+def check_run_dir(out: str | Path, *, resume: bool = False, overwrite: bool = False,
+                  options: tuple[str, str] = ("resume=True", "overwrite=True")) -> None:
+    """Refuse to start a new run in ``out`` over the checkpoints of an earlier one (a ValueError naming it).
+
+    A new run there would restart at step 0, replace ``last.pt``, truncate ``log.csv``, and have its own
+    checkpoints pruned first (the old ones have higher step numbers). ``resume`` continues the old run
+    from ``last.pt``; ``overwrite`` lets the new run delete it. ``options``: how the caller spells the two.
+    """
+    out = Path(out)
+    if resume and overwrite:
+        raise ValueError(f"{options[0]} and {options[1]} exclude each other: continue the run in {out}, or "
+                         "delete it and start over, not both")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"the run directory {out} exists and is not a directory")
+    files = run_files(out)
+    if not files or overwrite:
+        return
+    names = ", ".join(p.name for p in files[:3]) + (", ..." if len(files) > 3 else "")
+    if not resume:
+        raise ValueError(f"{out} already holds a run ({names}); use {options[0]} to continue it, or "
+                         f"{options[1]} to delete its checkpoints and log and start a new run there")
+    if not (out / "last.pt").is_file():
+        raise ValueError(f"{out} holds numbered checkpoints ({names}) but no last.pt to resume from; copy the one "
+                         f"to continue to {out / 'last.pt'}, or use {options[1]} instead of {options[0]}")
+
+
+def _to_device(obj: Any, device: torch.device) -> Any:
+    """``obj`` with every tensor in its dicts, lists and tuples moved to ``device``."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        return {k: _to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_device(v, device) for v in obj)
+    return obj
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: torch.device | str = "cpu") -> dict[str, Any]:
-    """Load a checkpoint with ``weights_only=True``; raise :class:`CheckpointError` on anything wrong."""
+    """Load a checkpoint with ``weights_only=True``; raise :class:`CheckpointError` if the file is bad.
+
+    The file is read onto the CPU first, so every failure there means the file cannot be read or is
+    not a (well-formed, tensors-only) checkpoint. Moving it to ``map_location`` comes after: an
+    unavailable device is a ValueError naming it, never a "corrupt checkpoint".
+    """
+    from .distributed import resolve_device
+
     path = Path(path)
+    device = resolve_device(str(map_location))  # refuse a device this machine lacks before reading anything
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # noqa: BLE001 (pickle, zip and torch errors all mean "corrupt")
-        raise CheckpointError(f"{path} is not a readable checkpoint (corrupt or truncated?): "
-                              f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as e:
+        raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from e
+    except MemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001 (pickle, zip and torch errors on a CPU load all mean "bad file")
+        raise CheckpointError(f"{path} is not a readable checkpoint (corrupt, truncated, or holding more than "
+                              f"tensors?): {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a minidiff checkpoint (expected format {FORMAT!r})")
     for key in ("step", "config", "model", "ema"):
         if key not in state:
             raise CheckpointError(f"{path} is incomplete: it has no {key!r} entry")
-    return state
+    return state if device.type == "cpu" else _to_device(state, device)
 
 
 def model_from_checkpoint(path: str | os.PathLike, weights: str = "ema", device: torch.device | str = "cpu"):

@@ -35,13 +35,28 @@ class DistInfo:
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """``auto``: CUDA if available, else CPU; anything else is passed to ``torch.device``."""
+    """``auto``: CUDA if available, else CPU; ``cpu``, ``cuda``, ``cuda:N`` (or ``mps``) if this machine has it.
+
+    Raises a ValueError naming the device when it cannot be parsed or is not available here, so a
+    missing GPU is reported before any work rather than as an assertion deep inside PyTorch.
+    """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
-    except RuntimeError as e:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got device = {device!r}") from e
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device = {device!r} asks for CUDA, but CUDA is not available on this machine "
+                             f"(torch {torch.__version__}); use device 'cpu' or 'auto'")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device = {device!r} does not exist: this machine has {torch.cuda.device_count()} "
+                             f"CUDA device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device = {device!r} asks for MPS, but MPS is not available on this machine; "
+                         "use device 'cpu' or 'auto'")
+    return dev
 
 
 def init_distributed(device: str = "auto") -> DistInfo:
@@ -71,6 +86,17 @@ def gather_objects(obj, info: DistInfo) -> list:
     out = [None] * info.world_size
     dist.all_gather_object(out, obj)
     return out
+
+
+def max_over_ranks(value: float, info: DistInfo) -> torch.Tensor:
+    """The largest ``value`` of all ranks, as a 1-element tensor on this rank's device (an all-reduce MAX).
+
+    Queued like any collective, so reading it one step later does not stall the GPU.
+    """
+    x = torch.tensor([float(value)], device=info.device)
+    if info.distributed:
+        dist.all_reduce(x, op=dist.ReduceOp.MAX)
+    return x
 
 
 def all_reduce_mean(x: torch.Tensor, info: DistInfo) -> torch.Tensor:

@@ -4,7 +4,8 @@ Each step draws x_0 from the data, t ~ Uniform({1, ..., T}) and ε ~ N(0, I), an
 step on ∇_θ ‖ε − ε_θ(√ᾱ_t x_0 + √(1−ᾱ_t) ε, t)‖² (Algorithm 1; the loss is
 :func:`minidiff.losses.training_losses`). Around it: the paper's recipe (:class:`TrainConfig`),
 an EMA of the weights, AMP, ``channels_last``, optional ``torch.compile``, DDP, a CSV log, periodic
-sample grids, atomic checkpoints with exact resume, and a guard that stops at the first
+sample grids, atomic checkpoints with exact resume, a final checkpoint on Ctrl-C or SIGTERM
+(pre-emption), a refusal to start a new run over an old one, and a guard that stops at the first
 non-finite loss or gradient. Chapter "Training on images".
 """
 
@@ -24,12 +25,15 @@ from ..data.images import ImageBatcher, ImageData, load_dataset, save_image_grid
 from ..losses import training_losses
 from ..samplers import sample
 from ..schedules import get_schedule
-from .checkpoint import CheckpointError, load_checkpoint, save_numbered
+from .checkpoint import CheckpointError, check_run_dir, load_checkpoint, remove_run, save_numbered
 from .config import TrainConfig, build_model, config_mismatch
-from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, gather_objects, init_distributed
+from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, gather_objects, init_distributed, max_over_ranks
 from .ema import EMA
 
 LOG_FIELDS = ("step", "loss", "grad_norm", "lr", "images_per_s", "elapsed_s")
+# Signals that end a run with a checkpoint at the step reached: Ctrl-C, and the SIGTERM that SLURM,
+# Colab and torchrun send before they kill a process.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class NonFiniteError(RuntimeError):
@@ -77,16 +81,20 @@ class Trainer:
     """Trains the U-Net of ``config.preset`` on ``config.data``; ``fit()`` runs to ``config.steps``.
 
     ``resume=True`` continues from ``<out>/last.pt`` (if it exists) after checking that the
-    run-defining fields of its config equal this config's. ``data`` replaces the named data set
-    (tests use small arrays).
+    run-defining fields of its config equal this config's. Without it, a folder that already holds
+    a run (``last.pt`` or ``ckpt-*.pt``) is refused with a ValueError, unless ``overwrite=True``,
+    which deletes that run's checkpoints, ``log.csv`` and sample grids (see
+    :func:`~minidiff.training.checkpoint.check_run_dir`).
+    ``data`` replaces the named data set (tests use small arrays).
     """
 
-    def __init__(self, config: TrainConfig, *, resume: bool = False, data: ImageData | None = None,
-                 dist_info: DistInfo | None = None) -> None:
+    def __init__(self, config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
+                 data: ImageData | None = None, dist_info: DistInfo | None = None) -> None:
         self.config = c = config
+        self.out = Path(c.out)
+        check_run_dir(self.out, resume=resume, overwrite=overwrite)
         self.dist = dist_info or init_distributed(c.device)
         self.device = self.dist.device
-        self.out = Path(c.out)
         resume_state = None
         if resume and (self.out / "last.pt").exists():  # refuse another run's checkpoint before any work
             resume_state = self._check_resumable(self.out / "last.pt")
@@ -136,6 +144,9 @@ class Trainer:
             net = DDP(net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.net = torch.compile(net) if c.compile else net
         self._stop = False
+        self.stopped_by: int | None = None  # the signal number that ended the last fit() early, if any
+        if overwrite and self.dist.is_main:  # everything above succeeded: only now delete the old run
+            remove_run(self.out)
 
     # ---------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -259,22 +270,37 @@ class Trainer:
         writer.writerows({k: r.get(k, "") for k in LOG_FIELDS} for r in rows)
         return f, writer
 
-    def _install_sigint(self):
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        """On SIGINT or SIGTERM, finish the current step, save and return; a second one stops at once.
+
+        Main thread only (Python delivers signals there); a signal that is ignored (SIG_IGN) stays
+        ignored. Returns the previous handlers, which :meth:`fit` puts back.
+        """
         if threading.current_thread() is not threading.main_thread():
-            return None
+            return {}
 
         def handler(signum, frame):
-            if self._stop:  # a second Ctrl-C: stop now
-                raise KeyboardInterrupt
+            if self._stop:  # a second signal: stop now, without a checkpoint
+                if signum == signal.SIGINT:
+                    raise KeyboardInterrupt
+                raise SystemExit(128 + signum)
             self._stop = True
+            self.stopped_by = signum
 
-        return signal.signal(signal.SIGINT, handler)
+        previous = {}
+        for sig in STOP_SIGNALS:
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                previous[sig] = signal.signal(sig, handler)
+        return previous
 
     def fit(self) -> dict[str, float]:
-        """Train until ``config.steps``; checkpoint every ``ckpt_every`` steps, at the end and on Ctrl-C.
+        """Train until ``config.steps``; checkpoint every ``ckpt_every`` steps, at the end, and on SIGINT/SIGTERM.
 
-        Raises :class:`NonFiniteError` at the first non-finite loss or gradient, without saving.
-        Returns {"step", "loss" (mean over the last log interval), "seconds"}.
+        A signal (Ctrl-C, or the SIGTERM of a pre-empting scheduler) finishes the current step, saves a
+        checkpoint there and returns; :attr:`stopped_by` then holds the signal number. Under DDP the
+        ranks agree on the step to stop at (one step after the first rank's signal), so their
+        collective checkpoint cannot deadlock. Raises :class:`NonFiniteError` at the first non-finite
+        loss or gradient, without saving. Returns {"step", "loss" (mean over the last log interval), "seconds"}.
         """
         from tqdm.auto import tqdm
 
@@ -282,15 +308,17 @@ class Trainer:
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
         log_file, writer = self._open_log() if main else (None, None)
-        old_handler = self._install_sigint()
+        self._stop, self.stopped_by = False, None
+        old_handlers = self._install_signal_handlers()
         bar = tqdm(total=c.steps, initial=self.step, disable=not (c.progress and main), desc="training",
                    unit="it", dynamic_ncols=True)
         self.model.train()
         start = last_time = time.perf_counter()
         loss_sum, n_sum, last_loss, last_step = None, 0, float("nan"), self.step
         pending = None  # (step, loss, grad norm) of the previous step, checked one step late (no GPU stall)
+        stop_flag = None  # DDP: the signal any rank got, as of the previous step (0: none), read one step late
         try:
-            while self.step < c.steps and not self._stop:
+            while self.step < c.steps and not (self._stop and not self.dist.distributed):
                 loss, grad_norm = self._train_step()
                 self.step += 1
                 if pending is not None:
@@ -321,27 +349,34 @@ class Trainer:
                     self._sample_grid()
                 if due_ckpt:
                     self.save()
+                if self.dist.distributed:  # every rank reads the same value, so all stop after the same step
+                    signum = 0 if stop_flag is None else int(stop_flag.item())
+                    stop_flag = max_over_ranks(self.stopped_by or 0, self.dist)
+                    if signum:
+                        self.stopped_by = self.stopped_by or signum
+                        break
             if pending is not None:
                 self._check_finite(*pending)
             if loss_sum is not None:  # steps since the last log row (e.g. after Ctrl-C)
                 last_loss = (loss_sum / n_sum).item()
             if self._saved_step != self.step:
-                self.save()  # at exit (the end, or Ctrl-C at a step boundary)
+                self.save()  # at exit (the end, or a signal at a step boundary)
         finally:
             bar.close()
             if log_file is not None:
                 log_file.close()
-            if old_handler is not None:
-                signal.signal(signal.SIGINT, old_handler)
+            for sig, old in old_handlers.items():
+                signal.signal(sig, old if old is not None else signal.SIG_DFL)
         return {"step": self.step, "loss": last_loss, "seconds": time.perf_counter() - start}
 
     def close(self) -> None:
         cleanup(self.dist)
 
 
-def train(config: TrainConfig, *, resume: bool = False, data: ImageData | None = None) -> dict[str, float]:
+def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
+          data: ImageData | None = None) -> dict[str, float]:
     """Build a :class:`Trainer` and run it to ``config.steps`` (the one-call API)."""
-    trainer = Trainer(config, resume=resume, data=data)
+    trainer = Trainer(config, resume=resume, overwrite=overwrite, data=data)
     try:
         return trainer.fit()
     finally:
