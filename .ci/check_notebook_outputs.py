@@ -7,6 +7,9 @@
    URL and branch in _config.yml (set there and only there): under Colab, and only when minidiff is
    missing, it installs minidiff from that repository, so the launch button works. Print it with
    ``python .ci/check_notebook_outputs.py --guard``.
+4. A GPU chapter (one that calls ``require_gpu``) carries Colab's notebook metadata
+   ``"accelerator": "GPU"``, so the launch button opens it on a GPU runtime, and a notebook with that
+   metadata calls ``require_gpu``, which stops "Run all" on a CPU with a message on enabling a GPU.
 """
 
 from __future__ import annotations
@@ -71,6 +74,19 @@ def check_colab_guard(nb: dict, guard: str) -> list[str]:
     return []
 
 
+def check_gpu_chapter(nb: dict) -> list[str]:
+    code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    calls = re.search(r"\brequire_gpu\(", code) is not None
+    wants_gpu = nb.get("metadata", {}).get("accelerator") == "GPU"
+    if calls and not wants_gpu:
+        return ['calls require_gpu but lacks the notebook metadata "accelerator": "GPU" (and "colab": '
+                '{"gpuType": "T4"}), so Colab would open it on a CPU runtime']
+    if wants_gpu and not calls:
+        return ['has the notebook metadata "accelerator": "GPU" but never calls minidiff.require_gpu(), '
+                "which tells a reader without a GPU how to enable one"]
+    return []
+
+
 def main() -> int:
     root = ROOT
     defs = macros(root / "_config.yml")
@@ -81,7 +97,8 @@ def main() -> int:
     bad = []
     for nb_path in toc_notebooks(root / "_toc.yml"):
         nb = json.loads(nb_path.read_text())
-        problems = check_outputs(nb) + check_macros(nb, defs) + check_colab_guard(nb, guard)
+        problems = (check_outputs(nb) + check_macros(nb, defs) + check_colab_guard(nb, guard)
+                    + check_gpu_chapter(nb))
         bad += [f"{nb_path.relative_to(root)}: {msg}" for msg in problems]
     if bad:
         print("Notebooks in the TOC fail the book's checks:\n  " + "\n  ".join(bad))

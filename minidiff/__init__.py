@@ -7,6 +7,7 @@ from .data import TOYS, load_dataset, make_toy, save_image_grid, toy_mixture
 from .ddim_inversion import ddim_encode, ddim_encode_loop, slerp
 from .exact import ExactEps, GaussianMixture, gaussian_eps_model, ideal_denoiser
 from .forward import q_mean_variance, q_posterior_mean_variance, q_sample, q_step_sample
+from .gpu import NoGPUError, require_gpu
 from .langevin import annealed_langevin, annealed_langevin_loop, langevin_step_sizes, score_from_eps
 from .losses import (
     continuous_gaussian_log_likelihood,
@@ -58,9 +59,10 @@ __all__ = [
     "annealed_langevin_loop", "build_unet", "continuous_gaussian_log_likelihood", "ddim_encode", "ddim_encode_loop",
     "discretized_gaussian_log_likelihood", "eps_from_x0", "ExactEps", "extract", "fit", "from_x0_eps",
     "gaussian_eps_model", "GaussianMixture", "get_schedule", "guided", "ideal_denoiser", "langevin_step_sizes",
-    "load_dataset", "make_betas", "make_toy", "MLPDenoiser", "mu_from_x0", "negative_elbo", "normal_kl",
+    "load_dataset", "make_betas", "make_toy", "MLPDenoiser", "mu_from_x0", "negative_elbo", "NoGPUError", "normal_kl",
     "p_mean_variance", "pick", "prior_kl", "q_mean_variance", "q_posterior_mean_variance", "q_sample",
-    "q_step_sample", "respace_timesteps", "ReverseStep", "sample", "sample_loop", "SampleState", "save_image_grid",
+    "q_step_sample", "require_gpu", "respace_timesteps", "ReverseStep", "sample", "sample_loop", "SampleState",
+    "save_image_grid",
     "Schedule", "score_from_eps", "slerp", "smoke", "timestep_embedding", "to_eps", "to_x0", "toy_mixture", "train",
     "TrainConfig", "Trainer", "training_losses", "UNet", "v_from_x0_eps", "vlb_term", "x0_from_eps", "x0_from_mu",
     "x0_from_v",

@@ -54,5 +54,15 @@ def test_output_check_finds_unexecuted_and_failed_cells(checks):
     assert "cells with errors [0]" in checks.check_outputs(failed)[0]
 
 
+def test_gpu_chapter_needs_colab_gpu_metadata_and_the_gpu_check(checks):
+    gpu_meta = {"accelerator": "GPU", "colab": {"gpuType": "T4"}}
+    calls = _nb("import minidiff as md", "device = md.require_gpu()")
+    assert checks.check_gpu_chapter(calls)                           # would open on a CPU runtime
+    assert checks.check_gpu_chapter({**calls, "metadata": gpu_meta}) == []
+    silent = {**_nb("import minidiff as md"), "metadata": gpu_meta}
+    assert "never calls minidiff.require_gpu()" in checks.check_gpu_chapter(silent)[0]
+    assert checks.check_gpu_chapter(_nb("x = 1")) == []               # a CPU chapter needs neither
+
+
 def test_every_notebook_in_the_toc_passes(checks):
     assert checks.main() == 0
