@@ -2,8 +2,9 @@
 
 Every public function checks its inputs once, on entry, and then calls an unchecked twin whose name
 starts with an underscore (``q_sample`` and ``_q_sample``, ``extract`` and ``_extract``, ...). The
-samplers and losses call the twins inside their loops, where t is generated and known to be valid:
-the range check of t reads its values on the host, which on a GPU costs a synchronization.
+samplers and losses call the twins inside their loops, where t is generated and known to be valid.
+The range check of t reads its values on the host only for CPU tensors; on a GPU it is a device-side
+assert, so a check inside a loop (an ``ExactEps`` model, a Langevin score) never stalls the GPU.
 """
 
 from __future__ import annotations
@@ -60,6 +61,13 @@ def _interval(ge, gt, le, lt) -> str:
     return f"{'<=' if le is not None else '<'} {hi[0]}"
 
 
+def _scalar(value):
+    """A 0-dim real tensor as its Python number (read once, on entry); anything else unchanged."""
+    if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_complex():
+        return value.item()
+    return value
+
+
 def check_real(name: str, value: float, *, ge: float | None = None, gt: float | None = None,
                le: float | None = None, lt: float | None = None) -> float:
     """Return ``value`` as a float if it is a finite real number within the given bounds.
@@ -67,6 +75,7 @@ def check_real(name: str, value: float, *, ge: float | None = None, gt: float | 
     Raises a TypeError for a non-number and a ValueError, e.g. ``eta must be >= 0, got eta = -1``,
     for a value out of range (NaN and ±inf included).
     """
+    value = _scalar(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} {_short.repr(value)}")
     v = float(value)
@@ -81,6 +90,7 @@ def check_real(name: str, value: float, *, ge: float | None = None, gt: float | 
 
 def check_int(name: str, value: int, *, ge: int | None = None, le: int | None = None) -> int:
     """Return ``value`` if it is an int within [ge, le]; a TypeError or ValueError naming it otherwise."""
+    value = _scalar(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {_short.repr(value)}")
     if (ge is not None and value < ge) or (le is not None and value > le):
@@ -95,7 +105,8 @@ def check_timesteps(t: torch.Tensor | int, T: int, batch: int | None = None, *, 
     ``t``: an int, or an integer tensor of shape () or (B,). With ``batch`` (the batch size of the
     tensor named ``x_name``), a single timestep is expanded to (batch,) and a (B,) t must have
     B = batch, so the result is always (batch,). ``name``: the argument's name in the messages.
-    The range check costs one host sync.
+    On the CPU the range check names the bad value; on an accelerator it is a device-side assert
+    (``torch._assert_async``), so it never makes the host wait for the device.
     """
     if isinstance(t, bool):
         raise TypeError(f"{name} must be an int or an integer tensor, got bool {t!r}")
@@ -108,10 +119,17 @@ def check_timesteps(t: torch.Tensor | int, T: int, batch: int | None = None, *, 
                         f"convert it first, e.g. {name}.long()")
     if t.dim() > 1:
         raise ValueError(f"{name} must have shape () or (B,), got shape {tuple(t.shape)}")
+    if t.dtype != torch.long:
+        t = t.long()  # also makes aminmax work for uint16/32/64
     if t.numel() > 0:
-        lo, hi = torch.stack(torch.aminmax(t)).tolist()
-        if lo < 0 or hi >= T:
-            raise ValueError(f"{name} must lie in [0, T) = [0, {T}), got {name} = {lo if lo < 0 else hi}")
+        if t.device.type == "cpu":
+            lo, hi = torch.stack(torch.aminmax(t)).tolist()
+            if lo < 0 or hi >= T:
+                raise ValueError(f"{name} must lie in [0, T) = [0, {T}), got {name} = {lo if lo < 0 else hi}")
+        else:
+            # On an accelerator, reading t on the host would synchronize at every call (every sampler
+            # step of an ExactEps model); the device-side assert fails the same bad input without that.
+            torch._assert_async(((t >= 0) & (t < T)).all())
     if batch is not None:
         if t.dim() == 0 or t.shape[0] == 1:
             t = t.reshape(1).expand(batch)
@@ -120,6 +138,4 @@ def check_timesteps(t: torch.Tensor | int, T: int, batch: int | None = None, *, 
                 f"{name} has batch size {t.shape[0]} but {x_name} has batch size {batch}; "
                 f"they must match (or {name} must be a single timestep)"
             )
-    if t.dtype != torch.long:
-        t = t.long()
     return t if device is None else t.to(device)

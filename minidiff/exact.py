@@ -170,7 +170,7 @@ class ExactEps(nn.Module):
         self.mixture, self.schedule = mixture, schedule
 
     def forward(self, xt: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
-        """ε*(x_t, t) for xt (B, D) and t: int or (B,) in [0, T) (checked: one host sync per call)."""
+        """ε*(x_t, t) for xt (B, D) and t: int or (B,) in [0, T) (checked at every call; no host sync on a GPU)."""
         return self.mixture.eps(xt, t, self.schedule)
 
 

@@ -12,6 +12,7 @@ and σ_t² = 1−ᾱ_t (Song & Ermon 2019, Algorithm 1). Chapter "Scores and Lan
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Iterator
 
 import torch
@@ -33,7 +34,7 @@ def score_from_eps(model: Callable[..., torch.Tensor], schedule: Schedule, param
     (derivation: "Scores, denoising score matching and Langevin dynamics").
     ``model(x_t, t)`` returns its output in ``parameterization`` (ε, x_0, v or μ̃; converted to ε
     first); with ``variance="learned_range"`` its variance half is dropped. x_t: (B, ...) floating
-    point; t: int or (B,) code indices in [0, T) (checked at every call: one host sync). Works for
+    point; t: int or (B,) code indices in [0, T) (checked at every call; no host sync on a GPU). Works for
     :class:`minidiff.ExactEps` too, which gives the exact score.
     """
     if not callable(model):
@@ -88,11 +89,11 @@ def annealed_langevin_loop(
 
     if not callable(score_fn):
         raise TypeError(f"score_fn must be callable as score_fn(x, t), got {type(score_fn).__name__}")
-    if isinstance(n_steps_each, bool) or not isinstance(n_steps_each, int) or n_steps_each < 1:
+    if isinstance(n_steps_each, bool) or not isinstance(n_steps_each, numbers.Integral) or n_steps_each < 1:
         raise ValueError(f"n_steps_each must be a positive int, got n_steps_each = {n_steps_each!r}")
     if generator is not None and seed is not None:
         raise ValueError("pass either generator or seed, not both")
-    if levels is not None and (isinstance(levels, bool) or not isinstance(levels, int)
+    if levels is not None and (isinstance(levels, bool) or not isinstance(levels, numbers.Integral)
                                or not 1 <= levels <= schedule.T):
         raise ValueError(f"levels must be an int in [1, T] = [1, {schedule.T}]: one level per step, and steps "
                          f"must be at most T; got levels = {levels!r}")

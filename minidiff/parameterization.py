@@ -33,7 +33,7 @@ def _check(t: torch.Tensor | int, schedule: Schedule, ref_name: str, ref: torch.
 
 
 def x0_from_eps(xt: torch.Tensor, t: torch.Tensor | int, eps: torch.Tensor, schedule: Schedule) -> torch.Tensor:
-    """x_0 = (x_t − √(1−ᾱ_t) ε)/√ᾱ_t: Eq. (4) solved for x_0, the x_0 inside μ̃_t in Eqs. (9)-(10).
+    """x_0 = (x_t − √(1−ᾱ_t) ε)/√ᾱ_t: Eq. (4) solved for x_0, the x_0 inside μ̃_t in Eq. (9).
 
     Chapter "What should the network predict?" (derivation: "Predicting the noise: the
     ε-parameterization and L_simple"). xt, eps: (B, ...); t: int or (B,) in [0, T).

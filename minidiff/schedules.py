@@ -183,6 +183,8 @@ class Schedule:
         timesteps: K ≥ 1 strictly increasing code indices in [0, T).
         """
         ts = torch.as_tensor(timesteps)
+        if ts.is_floating_point() and bool((ts == ts.round()).all()):
+            ts = ts.long()  # whole numbers given as floats (e.g. np.linspace(...).round())
         if ts.dim() != 1 or ts.numel() < 1:
             raise ValueError(f"timesteps must be a 1-D list of K >= 1 steps, got shape {tuple(ts.shape)}")
         ts = check_timesteps(ts, self.T, name="timesteps")
@@ -211,7 +213,7 @@ def extract(a: torch.Tensor, t: torch.Tensor | int, x: torch.Tensor) -> torch.Te
 
     No equation: the lookup of a per-step quantity (β_t, ᾱ_t, ...) at each example's t that every
     formula uses; code index t is the paper's t + 1 (book page "Notation"). a: (T,); t: int or (B,)
-    in [0, T); x: (B, ...) floating point. Returns (B, 1, ..., 1). Checks t (one host sync);
+    in [0, T); x: (B, ...) floating point. Returns (B, 1, ..., 1). Checks t (no host sync on a GPU);
     minidiff's own loops call the unchecked ``_extract``.
     """
     if not isinstance(a, torch.Tensor) or a.dim() != 1:

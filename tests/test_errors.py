@@ -304,3 +304,38 @@ def test_range_checks_run_once_per_call_not_once_per_sampler_step(linear, monkey
     md.training_losses(net, _f(), linear, loss="hybrid", variance="fixed_small")
     md.negative_elbo(net, _f(), md.get_schedule("linear", 20))
     assert len(calls) == 1  # prior_kl's q_mean_variance; none per training step or ELBO term
+
+
+def test_scalar_arguments_accept_numpy_and_zero_dim_tensors(linear):
+    """Whole numbers may come as numpy ints or 0-dim tensors, as floats from np.linspace(...).round()."""
+    import numpy as np
+
+    model = md.gaussian_eps_model([0.0], [1.0], linear)
+    a = md.sample(model, (B, 1), linear, sampler="ddim", eta=torch.tensor(0.5), steps=np.int64(10), seed=0)
+    b = md.sample(model, (B, 1), linear, sampler="ddim", eta=0.5, steps=10, seed=0)
+    assert torch.equal(a, b)
+    assert torch.equal(linear.respaced(np.linspace(0, 999, 5).round()).alpha_bars,
+                       linear.respaced([0, 250, 500, 749, 999]).alpha_bars)
+    x = annealed_langevin(score_from_eps(model, linear), (B, 1), linear, levels=np.int64(5),
+                          n_steps_each=np.int64(2), seed=0)
+    assert x.shape == (B, 1)
+
+
+def test_unsigned_timesteps_are_checked_like_any_integers(linear):
+    x = torch.zeros(4, 2)
+    assert torch.equal(md.q_sample(x, torch.full((4,), 7, dtype=torch.uint8), linear, torch.ones(4, 2)),
+                       md.q_sample(x, 7, linear, torch.ones(4, 2)))
+    if hasattr(torch, "uint16"):
+        with pytest.raises(ValueError, match="got t = 1200"):
+            md.q_sample(x, torch.full((4,), 1200, dtype=torch.uint16), linear)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_exact_model_on_gpu_never_reads_t_on_the_host(linear, monkeypatch):
+    """ExactEps checks t at every sampler step; on a GPU that check must be a device-side assert."""
+    calls = []
+    aminmax = torch.aminmax
+    monkeypatch.setattr(torch, "aminmax", lambda *a, **k: calls.append(1) or aminmax(*a, **k))
+    model = md.gaussian_eps_model([0.0], [1.0], linear)
+    md.sample(model, (B, 1), linear, steps=50, seed=0, device="cuda")
+    assert len(calls) <= 1  # the respaced schedule's timesteps (CPU), once
