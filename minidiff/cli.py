@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=_positive_int, default=None, help="reverse steps (default: all T)")
     s.add_argument("--n", type=_positive_int, default=64, help="number of images")
     s.add_argument("--out", default="samples.png", help="output PNG")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=0, help="seed of the sampling noise (same seed, same images)")
     s.add_argument("--weights", default="ema", help="ema (the paper's) or model")
     s.add_argument("--label", type=int, default=None, help="class label, 0 to K-1 (class-conditional checkpoints; "
                    "default: the null class, i.e. unconditional)")
@@ -175,6 +175,10 @@ def _train(args: argparse.Namespace) -> int:
     trainer = Trainer(config, resume=args.resume, overwrite=args.overwrite)  # deletes the old run last, if at all
     if replaced and trainer.dist.is_main:
         print(f"minidiff: deleted the earlier run in {out} (--overwrite)", file=sys.stderr)
+    if trainer.step >= config.steps:
+        trainer.close()
+        raise BadInput(f"the run in {out} is already at step {trainer.step}, and --steps {config.steps} asks for no "
+                       f"more; pass a larger --steps to continue it")
     try:
         if trainer.dist.is_main:
             print(f"minidiff: training preset {config.preset!r} on {config.data!r} on {trainer.device} "
@@ -213,6 +217,8 @@ def _sample(args: argparse.Namespace) -> int:
     model, config, step = model_from_checkpoint(args.ckpt, weights=args.weights, device=device)
     if args.preset is not None and args.preset != config["preset"]:
         raise BadInput(f"{args.ckpt} is a {config['preset']!r} checkpoint, not {args.preset!r}")
+    if not math.isfinite(args.guidance) or args.guidance < 0:
+        raise BadInput(f"--guidance must be a finite number >= 0, got {args.guidance}")
     if args.steps is not None and args.steps > config["T"]:
         raise BadInput(f"--steps must be at most T = {config['T']}, got {args.steps}")
     net, labels = model, None

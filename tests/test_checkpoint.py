@@ -4,7 +4,7 @@ import pytest
 import torch
 from test_trainer import run, small_config, small_data
 
-from minidiff.training import CheckpointError, TrainConfig, Trainer, load_checkpoint, model_from_checkpoint
+from minidiff.training import CheckpointError, TrainConfig, Trainer, checkpoint, load_checkpoint, model_from_checkpoint
 from minidiff.training.checkpoint import save_checkpoint
 
 
@@ -136,10 +136,11 @@ def test_read_errors_say_cannot_read_and_other_errors_pass_through(tmp_path, mon
     def denied(*a, **k):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(torch, "load", denied)
+    monkeypatch.setattr(checkpoint, "open", denied, raising=False)  # opening the file fails: a read error
     with pytest.raises(CheckpointError, match="cannot read .*Permission denied") as err:
         load_checkpoint(tmp_path / "c.pt")
     assert "corrupt" not in str(err.value)
+    monkeypatch.delattr(checkpoint, "open")
 
     def out_of_memory(*a, **k):
         raise MemoryError
@@ -147,3 +148,27 @@ def test_read_errors_say_cannot_read_and_other_errors_pass_through(tmp_path, mon
     monkeypatch.setattr(torch, "load", out_of_memory)
     with pytest.raises(MemoryError):
         load_checkpoint(tmp_path / "c.pt")
+
+
+def test_a_truncated_file_is_called_corrupt_at_every_cut_point(tmp_path):
+    """torch's zip reader raises OSError(EINVAL) at some cut points: that is a bad file, not a read error."""
+    run(small_config(tmp_path, steps=1))
+    data = (tmp_path / "last.pt").read_bytes()
+    for cut in (100, 1000, 5000, 20000, len(data) // 2, len(data) - 10):
+        (tmp_path / "cut.pt").write_bytes(data[:cut])
+        with pytest.raises(CheckpointError, match="not a readable checkpoint .corrupt, truncated") as err:
+            load_checkpoint(tmp_path / "cut.pt")
+        assert "cannot read" not in str(err.value), cut
+
+
+def test_a_directory_is_not_a_checkpoint_and_last_pt_is_suggested(tmp_path):
+    run(small_config(tmp_path, steps=1))
+    with pytest.raises(CheckpointError, match="is a directory, not a checkpoint file; did you mean .*last.pt"):
+        load_checkpoint(tmp_path)
+
+
+def test_overwrite_keeps_images_the_trainer_did_not_write(tmp_path):
+    run(small_config(tmp_path, steps=1, sample_every=1, sample_n=1, sample_steps=1))
+    (tmp_path / "samples" / "step-1.png").write_bytes(b"mine")
+    Trainer(small_config(tmp_path, steps=1), data=small_data(), overwrite=True)
+    assert [p.name for p in (tmp_path / "samples").iterdir()] == ["step-1.png"]

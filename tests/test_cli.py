@@ -35,6 +35,17 @@ def test_train_resume_continues_from_the_checkpoint(run_dir, capsys):
     assert "from step 2 to 3" in capsys.readouterr().err
 
 
+def test_resume_to_a_step_already_reached_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main([*TRAIN, "--out", str(out)]) == 0
+    log = (out / "log.csv").read_text()
+    capsys.readouterr()
+    assert main([*TRAIN[:6], "1", *TRAIN[7:], "--out", str(out), "--resume"]) == 2
+    err = _one_line_error(capsys)
+    assert "already at step 2, and --steps 1 asks for no more" in err and "nan" not in err
+    assert (out / "log.csv").read_text() == log
+
+
 def test_sample_writes_a_png_grid_of_n_images(run_dir, tmp_path):
     assert main(["sample", "--ckpt", str(run_dir / "last.pt"), "--sampler", "ddim", "--steps", "2", "--n", "4",
                  "--out", str(tmp_path / "grid.png"), "--device", "cpu"]) == 0
@@ -150,6 +161,8 @@ def test_train_flags_round_trip_into_the_config():
     (["--adam-beta2", "1.5"], "adam_beta2 must be in [0, 1), got adam_beta2 = 1.5"),
     (["--T", "0"], "expected a positive integer, got 0"),
     (["--lr", "fast"], "invalid float value: 'fast'"),
+    (["--grad-clip", "nan"], "grad_clip must be a finite number >= 0"),
+    (["--seed", "99999999999999999999999"], "seed must be an int in [0, 2**63)"),
 ])
 def test_bad_train_flags_are_one_line_errors_naming_the_value(argv, message, tmp_path, capsys):
     assert main([*TRAIN, "--out", str(tmp_path / "run"), *argv]) == 2
@@ -169,6 +182,7 @@ def cond_ckpt(tmp_path_factory):
     (["--guidance", "3"], "--guidance needs --label"),
     (["--label", "10"], "--label must be in [0, 9] for this checkpoint, got 10"),
     (["--label", "-1", "--guidance", "3"], "--label must be in [0, 9] for this checkpoint, got -1"),
+    (["--label", "1", "--guidance", "nan"], "--guidance must be a finite number >= 0, got nan"),
 ])
 def test_sample_label_and_guidance_are_checked(cond_ckpt, argv, message, tmp_path, capsys):
     assert main(["sample", "--ckpt", cond_ckpt, "--out", str(tmp_path / "g.png"), "--device", "cpu", *argv]) == 2

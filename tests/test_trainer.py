@@ -66,6 +66,21 @@ def test_bad_config_values_raise_errors_naming_them():
         TrainConfig(batch_size=0)
     with pytest.raises(ValueError, match="ema_decay"):
         TrainConfig(ema_decay=1.0)
+    for field, bad in (("lr", float("inf")), ("grad_clip", float("nan")), ("adam_eps", float("inf"))):
+        with pytest.raises(ValueError, match=f"{field} must be a finite number"):
+            TrainConfig(**{field: bad})
+    with pytest.raises(ValueError, match=r"seed must be an int in \[0, 2\*\*63\), got seed = 10{20}"):
+        TrainConfig(seed=10**20)
+
+
+def test_amp_auto_uses_bf16_only_where_the_gpu_computes_it_natively(monkeypatch):
+    """A T4 (compute capability 7.5) emulates bf16, slowly: auto picks fp16 with a gradient scaler there."""
+    def bf16_supported(including_emulation=True):
+        return including_emulation  # what torch reports on a T4
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", bf16_supported)
+    assert resolve_amp("auto", torch.device("cuda")) == (torch.float16, True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # an A100, H100
+    assert resolve_amp("auto", torch.device("cuda")) == (torch.bfloat16, False)
 
 
 def test_resume_after_n_steps_equals_2n_steps_straight_bitwise(tmp_path):

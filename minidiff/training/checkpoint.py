@@ -92,7 +92,7 @@ def remove_run(directory: str | os.PathLike) -> list[Path]:
     removed += [p for p in [directory / "log.csv"] if p.is_file()]
     samples = directory / "samples"
     if samples.is_dir():
-        removed += sorted(p for p in samples.iterdir() if re.match(r"^step-\d+\.png$", p.name))
+        removed += sorted(p for p in samples.iterdir() if re.match(r"^step-\d{8}\.png$", p.name))
     for p in removed:
         p.unlink()
     return removed
@@ -146,15 +146,21 @@ def load_checkpoint(path: str | os.PathLike, map_location: torch.device | str = 
 
     path = Path(path)
     device = resolve_device(str(map_location))  # refuse a device this machine lacks before reading anything
+    if path.is_dir():
+        hint = f"; did you mean {path / 'last.pt'}?" if (path / "last.pt").is_file() else ""
+        raise CheckpointError(f"{path} is a directory, not a checkpoint file{hint}")
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        f = open(path, "rb")  # noqa: SIM115 (closed below; only opening can fail for file-system reasons)
     except OSError as e:
         raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from e
+    try:
+        with f:
+            state = torch.load(f, map_location="cpu", weights_only=True)
     except MemoryError:
         raise
-    except Exception as e:  # noqa: BLE001 (pickle, zip and torch errors on a CPU load all mean "bad file")
+    except Exception as e:  # noqa: BLE001 (pickle, zip, OS and torch errors once the file is open mean "bad file")
         raise CheckpointError(f"{path} is not a readable checkpoint (corrupt, truncated, or holding more than "
                               f"tensors?): {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
     if not isinstance(state, dict) or state.get("format") != FORMAT:

@@ -8,6 +8,7 @@ Chapter "Training on images".
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -102,15 +103,18 @@ class TrainConfig:
         for name in ("warmup", "sample_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {name} = {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got lr = {self.lr}")
-        if self.grad_clip < 0:
-            raise ValueError(f"grad_clip must be >= 0 (0 turns clipping off), got grad_clip = {self.grad_clip}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a finite number > 0, got lr = {self.lr}")
+        if not (self.grad_clip >= 0 and math.isfinite(self.grad_clip)):
+            raise ValueError("grad_clip must be a finite number >= 0 (0 turns clipping off), "
+                             f"got grad_clip = {self.grad_clip}")
         for name in ("ema_decay", "class_dropout", "adam_beta1", "adam_beta2"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {name} = {getattr(self, name)}")
-        if not self.adam_eps > 0:
-            raise ValueError(f"adam_eps must be > 0, got adam_eps = {self.adam_eps}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            raise ValueError(f"seed must be an int in [0, 2**63), got seed = {self.seed!r}")
+        if not (self.adam_eps > 0 and math.isfinite(self.adam_eps)):
+            raise ValueError(f"adam_eps must be a finite number > 0, got adam_eps = {self.adam_eps}")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got dropout = {self.dropout}")
         if self.variance == "learned_range" and self.loss == "simple":

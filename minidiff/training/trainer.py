@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -40,12 +41,20 @@ class NonFiniteError(RuntimeError):
     """The loss or the gradient became NaN or infinite; the run stopped without saving."""
 
 
+def _native_bf16() -> bool:
+    """True on GPUs with bf16 arithmetic (compute capability 8.0+); a T4 (7.5) only emulates it, slowly."""
+    try:
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # torch < 2.3 has no including_emulation and reports native support only
+        return torch.cuda.is_bf16_supported()
+
+
 def resolve_amp(amp: str, device: torch.device) -> tuple[torch.dtype | None, bool]:
     """(autocast dtype or None, use a GradScaler): bf16 where the GPU supports it, else fp16 + scaler; off on CPU."""
     if amp == "off" or (amp == "auto" and device.type != "cuda"):
         return None, False
     if amp == "auto":
-        amp = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        amp = "bf16" if _native_bf16() else "fp16"
     if amp == "fp16" and device.type != "cuda":
         raise ValueError(f"amp='fp16' needs a CUDA device, got device = {device}; use amp='bf16' or 'off'")
     return (torch.bfloat16, False) if amp == "bf16" else (torch.float16, True)
@@ -281,6 +290,8 @@ class Trainer:
 
         def handler(signum, frame):
             if self._stop:  # a second signal: stop now, without a checkpoint
+                print(f"minidiff: second {signal.Signals(signum).name}: stopping now without a new checkpoint "
+                      "(the last one written stays intact)", file=sys.stderr, flush=True)
                 if signum == signal.SIGINT:
                     raise KeyboardInterrupt
                 raise SystemExit(128 + signum)
