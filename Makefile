@@ -63,7 +63,7 @@ book: $(STAMP) $(MATHJAX)
 
 # The real-browser test of every page of _build/html (run `make book` first).
 browser: $(STAMP) browser-deps
-	MINIDIFF_REQUIRE_BOOK=1 CHROMIUM=$(CHROMIUM) CHROMEDRIVER=$(CHROMEDRIVER) $(BIN)/python -m pytest -q -p no:randomly tests/test_book_browser.py
+	MINIDIFF_REQUIRE_BOOK=1 CHROMIUM=$(CHROMIUM) CHROMEDRIVER=$(CHROMEDRIVER) $(BIN)/python -m pytest -q -rP -p no:randomly tests/test_book_browser.py
 
 test: lint unit notebooks
 	$(MAKE) book

@@ -262,6 +262,12 @@ def test_every_page_renders_offline_with_math_images_and_links(site, browser):
     for page in pages:
         problems = _check_page(browser, site, page)
         if problems:
+            # A real defect (broken link, raw math, missing image, external request) shows on every load;
+            # a one-off (a request the browser dropped under load) does not. Reload once, print the
+            # first load's problems either way, and fail on what the second load still shows.
+            print(f"{page.relative_to(HTML).as_posix()}: first load: {problems}")
+            problems = _check_page(browser, site, page)
+        if problems:
             report[page.relative_to(HTML).as_posix()] = problems
     assert not report, "pages with problems:\n" + "\n".join(
         f"{page}:\n  " + "\n  ".join(probs) for page, probs in report.items())
