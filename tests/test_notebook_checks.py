@@ -66,3 +66,28 @@ def test_gpu_chapter_needs_colab_gpu_metadata_and_the_gpu_check(checks):
 
 def test_every_notebook_in_the_toc_passes(checks):
     assert checks.main() == 0
+
+
+@pytest.fixture(scope="module")
+def rerun():
+    spec = importlib.util.spec_from_file_location("rerun_chapters", ROOT / ".ci" / "rerun_chapters.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _outputs(*texts: str) -> dict:
+    return {"cells": [{"cell_type": "code", "source": "", "outputs": [
+        {"output_type": "stream", "name": "stdout", "text": t} for t in texts]}]}
+
+
+def test_rerun_comparison_tells_timings_from_numbers(rerun):
+    stored = _outputs("3000 steps in 33 s; loss 0.221\n", "ratio 1.26x [13.1 s]\n")
+    same_but_times = _outputs("3000 steps in 22 s; loss 0.221\nratio 1.26x [10.7 s]\n")  # chunks merged
+    assert rerun.compare(stored, same_but_times) == ([], [
+        "cell 0:\n    stored: 3000 steps in 33 s; loss 0.221\n    rerun:  3000 steps in 22 s; loss 0.221",
+        "cell 0:\n    stored: ratio 1.26x [13.1 s]\n    rerun:  ratio 1.26x [10.7 s]"])
+    other_loss = _outputs("3000 steps in 33 s; loss 0.222\n", "ratio 1.26x [13.1 s]\n")
+    real, timing = rerun.compare(stored, other_loss)
+    assert len(real) == 1 and "loss 0.222" in real[0] and timing == []
+    assert "2 stored output lines, 1 in the rerun" in rerun.compare(stored, _outputs("x\n"))[0][0]

@@ -1,0 +1,88 @@
+"""Rerun chapters in full mode, time them, and compare their text outputs with the stored ones.
+
+    .venv/bin/python .ci/rerun_chapters.py                       # every notebook in notebooks/
+    .venv/bin/python .ci/rerun_chapters.py notebooks/03_*.ipynb  # some of them
+
+Each notebook runs with nbclient in its own kernel (MINIDIFF_SMOKE unset) into a temporary copy; the
+stored notebook is never modified. Prints the wall time per chapter, then every text output (stream
+and text/plain) that differs from the stored one, line by line. Lines that carry wall-clock times
+("33 s", "[13.1 s]", "in 127 s") are expected to differ and are reported separately. Exit status 1
+if any other line differs, so "reruns give the same numbers" is checked, not assumed. Not part of
+`make test`: a full rerun of Part I takes about 7 to 8 minutes on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+# A number followed by a unit of time: the only outputs that may change from run to run.
+TIMING = re.compile(r"\d+(?:\.\d+)?\s*(?:s|ms|min)\b")
+
+
+def text_lines(nb: dict) -> list[tuple[int, str]]:
+    """(cell index, line) of every text output; consecutive stdout chunks merge, as Jupyter shows them."""
+    out = []
+    for i, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] != "code":
+            continue
+        for o in cell.get("outputs", []):
+            if o.get("output_type") == "stream" and o.get("name") == "stdout":
+                text = "".join(o["text"])
+            elif "data" in o and "text/plain" in o["data"] and "image/png" not in o["data"]:
+                text = "".join(o["data"]["text/plain"])
+            else:
+                continue
+            out += [(i, line) for line in text.splitlines()]
+    return out
+
+
+def compare(stored: dict, rerun: dict) -> tuple[list[str], list[str]]:
+    """(differences in numbers or text, differences only in timings) between two runs of a notebook."""
+    a, b = text_lines(stored), text_lines(rerun)
+    real, timing = [], []
+    if len(a) != len(b):
+        real.append(f"{len(a)} stored output lines, {len(b)} in the rerun")
+    for (i, x), (_, y) in zip(a, b):
+        if x == y:
+            continue
+        same_but_times = TIMING.sub("<time>", x) == TIMING.sub("<time>", y)
+        (timing if same_but_times else real).append(f"cell {i}:\n    stored: {x}\n    rerun:  {y}")
+    return real, timing
+
+
+def main(argv: list[str]) -> int:
+    import nbformat
+    from nbclient import NotebookClient
+
+    paths = [pathlib.Path(p) for p in argv] or sorted((ROOT / "notebooks").glob("*.ipynb"))
+    env_smoke = os.environ.pop("MINIDIFF_SMOKE", None)
+    if env_smoke:
+        print(f"note: MINIDIFF_SMOKE={env_smoke} unset for the full rerun")
+    failed, total = False, 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in paths:
+            stored = nbformat.read(path, as_version=4)
+            nb = nbformat.read(path, as_version=4)
+            start = time.perf_counter()
+            NotebookClient(nb, timeout=1800, kernel_name="python3",
+                           resources={"metadata": {"path": str(path.parent)}}).execute()
+            seconds = time.perf_counter() - start
+            total += seconds
+            nbformat.write(nb, pathlib.Path(tmp) / path.name)
+            real, timing = compare(stored, nb)
+            print(f"{path.name}: {seconds:.1f} s; {len(real)} differing outputs, {len(timing)} timing-only")
+            for d in real:
+                print("  DIFFERS " + d)
+            failed |= bool(real)
+    print(f"total {total:.1f} s for {len(paths)} chapters")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
