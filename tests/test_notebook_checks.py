@@ -11,12 +11,17 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def checks():
-    spec = importlib.util.spec_from_file_location("check_notebook_outputs", ROOT / ".ci" / "check_notebook_outputs.py")
+def _ci_script(name: str):
+    """Import .ci/NAME.py (the .ci folder is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / ".ci" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def checks():
+    return _ci_script("check_notebook_outputs")
 
 
 def _nb(*sources: str, executed: bool = True) -> dict:
@@ -70,10 +75,7 @@ def test_every_notebook_in_the_toc_passes(checks):
 
 @pytest.fixture(scope="module")
 def rerun():
-    spec = importlib.util.spec_from_file_location("rerun_chapters", ROOT / ".ci" / "rerun_chapters.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _ci_script("rerun_chapters")
 
 
 def _outputs(*texts: str) -> dict:
