@@ -1,10 +1,10 @@
 """Input validation shared by the public functions: errors that name the argument and the bad value.
 
-Every public function checks its inputs once, on entry, and then calls an unchecked twin whose name
-starts with an underscore (``q_sample`` and ``_q_sample``, ``extract`` and ``_extract``, ...). The
-samplers and losses call the twins inside their loops, where t is generated and known to be valid.
-The range check of t reads its values on the host only for CPU tensors; on a GPU it is a device-side
-assert, so a check inside a loop (an ``ExactEps`` model, a Langevin score) never stalls the GPU.
+A private module of check helpers (its functions are package-internal, not part of the reader's API).
+Every public math function checks its inputs on entry; the samplers and losses call those same
+public functions, so there is one copy of each equation. The checks are cheap: the range check of
+t reads its values on the host only for CPU tensors; on a GPU it is a device-side assert, so a check
+inside a loop (every sampler step, an ``ExactEps`` model, a Langevin score) never stalls the GPU.
 """
 
 from __future__ import annotations
@@ -99,10 +99,11 @@ def check_int(name: str, value: int, *, ge: int | None = None, le: int | None = 
 
 
 def check_timesteps(t: torch.Tensor | int, T: int, batch: int | None = None, *, x_name: str = "x",
-                    device: torch.device | str | None = None, name: str = "t") -> torch.Tensor:
-    """Validate integer timesteps ``t`` in [0, T) and return them as a long tensor.
+                    device: torch.device | str | None = None, name: str = "t", lo: int = 1) -> torch.Tensor:
+    """Validate integer timesteps ``t`` in [lo, T] (the paper's t; lo = 1 by default) as a long tensor.
 
-    ``t``: an int, or an integer tensor of shape () or (B,). With ``batch`` (the batch size of the
+    ``t``: an int, or an integer tensor of shape () or (B,). ``lo = 0`` admits t = 0, the data x_0,
+    where that is meaningful (``q_sample``, ``extract``). With ``batch`` (the batch size of the
     tensor named ``x_name``), a single timestep is expanded to (batch,) and a (B,) t must have
     B = batch, so the result is always (batch,). ``name``: the argument's name in the messages.
     On the CPU the range check names the bad value; on an accelerator it is a device-side assert
@@ -123,13 +124,14 @@ def check_timesteps(t: torch.Tensor | int, T: int, batch: int | None = None, *, 
         t = t.long()  # also makes aminmax work for uint16/32/64
     if t.numel() > 0:
         if t.device.type == "cpu":
-            lo, hi = torch.stack(torch.aminmax(t)).tolist()
-            if lo < 0 or hi >= T:
-                raise ValueError(f"{name} must lie in [0, T) = [0, {T}), got {name} = {lo if lo < 0 else hi}")
+            t_min, t_max = torch.stack(torch.aminmax(t)).tolist()
+            if t_min < lo or t_max > T:
+                raise ValueError(f"{name} must lie in [{lo}, T] = [{lo}, {T}] (the paper's t), "
+                                 f"got {name} = {t_min if t_min < lo else t_max}")
         else:
             # On an accelerator, reading t on the host would synchronize at every call (every sampler
             # step of an ExactEps model); the device-side assert fails the same bad input without that.
-            torch._assert_async(((t >= 0) & (t < T)).all())
+            torch._assert_async(((t >= lo) & (t <= T)).all())
     if batch is not None:
         if t.dim() == 0 or t.shape[0] == 1:
             t = t.reshape(1).expand(batch)
@@ -139,3 +141,37 @@ def check_timesteps(t: torch.Tensor | int, T: int, batch: int | None = None, *, 
                 f"they must match (or {name} must be a single timestep)"
             )
     return t if device is None else t.to(device)
+
+
+def check_steps(name: str, K: int, T: int) -> int:
+    """Return ``K`` if it is an int in [1, T] (a number of steps or levels out of T)."""
+    if isinstance(K, bool) or not isinstance(K, numbers.Integral) or not 1 <= K <= T:
+        raise ValueError(f"{name} must be an int in [1, T] = [1, {T}], got {name} = {K!r}")
+    return int(K)
+
+
+def check_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Return ``shape`` as a tuple if it is a non-empty sequence of positive ints (B, ...)."""
+    ok = isinstance(shape, (tuple, list, torch.Size)) and len(shape) >= 1 and all(
+        isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1 for n in shape)
+    if not ok:
+        raise ValueError(f"shape must be a tuple of positive ints (B, ...), got shape = {shape!r}")
+    return tuple(int(n) for n in shape)
+
+
+def check_noise(noise: torch.Tensor | None, like: torch.Tensor, like_name: str = "x0",
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """``noise`` after checking it is a float tensor shaped like ``like``, or fresh N(0, I) noise if None."""
+    if noise is None:
+        return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+    check_float_tensor("noise", noise)
+    return check_same_shape("noise", noise, like_name, like)
+
+
+def at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in float32 if its dtype is a lower-precision float (bf16, fp16 under autocast), else unchanged.
+
+    Everything after the network output is computed in at least float32 (issue 15): the schedule's
+    float64 values are cast to the working dtype, and bf16 would put 7 % errors into a learned variance.
+    """
+    return x.float() if x.is_floating_point() and torch.finfo(x.dtype).bits < 32 else x

@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from ._checks import check_batched, check_choice, check_float_tensor
-from .parameterization import PARAMETERIZATIONS, _to_eps
-from .reverse import VARIANCES, _check_output
-from .samplers import SampleState, _check_steps, respace_timesteps
+from ._checks import check_batched, check_choice, check_float_tensor, check_steps
+from .parameterization import PARAMETERIZATIONS, to_eps
+from .reverse import VARIANCES, split_output
+from .samplers import SampleState, respace_timesteps
 from .schedules import Schedule
 
 
@@ -45,11 +45,11 @@ def ddim_encode_loop(
     check_batched("x0", x0)
     check_choice("parameterization", parameterization, PARAMETERIZATIONS)
     check_choice("variance", variance, VARIANCES)
-    K = schedule.T if steps is None else _check_steps("steps", steps, schedule.T)
+    K = schedule.T if steps is None else check_steps("steps", steps, schedule.T)
     taus = respace_timesteps(schedule.T, K, spacing)
-    sub = schedule.respaced(taus).to(x0.device)
-    ab = sub.alpha_bars.to(x0.dtype)
-    ab_prev = sub.alpha_bars_prev.to(x0.dtype)
+    sub = schedule.respaced(taus).to(x0.device)  # K steps: sub-step i is the paper's time taus[i]
+    times = torch.cat([torch.zeros(1, dtype=torch.long), taus]).tolist()  # times[i] = τ_i, τ_0 = 0 (the data)
+    ab = sub.alpha_bars.to(x0.dtype)  # ᾱ_{τ_i}, with ᾱ_{τ_0} = 1
     was_training = getattr(model, "training", False)
     if was_training:
         model.eval()
@@ -57,13 +57,14 @@ def ddim_encode_loop(
         x = x0
         yield SampleState(0, 0, x, None)
         B = x.shape[0]
-        for i in tqdm(range(K), disable=not progress, desc="DDIM encoding"):
-            t_model = torch.full((B,), int(taus[i]), dtype=torch.long, device=x.device)
-            out, _ = _check_output(model(x, t_model, **(model_kwargs or {})), x, variance, "model output", "x0")
-            eps = _to_eps(out, x, torch.full((B,), i, dtype=torch.long, device=x.device), sub, parameterization)
-            x0_hat = (x - (1 - ab_prev[i]).sqrt() * eps) / ab_prev[i].sqrt()
+        for i in tqdm(range(1, K + 1), disable=not progress, desc="DDIM encoding"):
+            t = torch.full((B,), times[i], dtype=torch.long, device=x.device)  # the level it moves to
+            out, _ = split_output(model(x, t, **(model_kwargs or {})), x, variance, name="model output",
+                                  xt_name="x0")
+            eps = to_eps(out, x, torch.full((B,), i, dtype=torch.long, device=x.device), sub, parameterization)
+            x0_hat = (x - (1 - ab[i - 1]).sqrt() * eps) / ab[i - 1].sqrt()
             x = ab[i].sqrt() * x0_hat + (1 - ab[i]).sqrt() * eps
-            yield SampleState(i + 1, int(taus[i]) + 1, x, x0_hat)
+            yield SampleState(i, times[i], x, x0_hat)
     finally:
         if was_training:
             model.train()

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ._checks import check_float_tensor, check_int, check_timesteps
-from .schedules import Schedule, _extract
+from .schedules import Schedule, extract
 
 
 def _first_bad(name: str, a: torch.Tensor, bad: torch.Tensor) -> str:
@@ -33,7 +33,7 @@ class GaussianMixture:
     Langevin dynamics" (derivation: "Scores, denoising score matching and Langevin dynamics").
     means: (K, D); stds: scalar, (K,) or (K, D), ≥ 0 (0 gives point masses); weights: (K,) > 0 or
     None (equal). The methods take x (B, D) (or (B, ...) with D values per example) and, for the
-    marginals, t: int or (B,) in [0, T) with its ``schedule``.
+    marginals, t: int or (B,) in [1, T] with its ``schedule``.
     """
 
     def __init__(self, means: torch.Tensor, stds: torch.Tensor | float = 1.0,
@@ -97,7 +97,7 @@ class GaussianMixture:
         """Component means (B or 1, K, D) and variances of q(x_t) (of the data if t is None)."""
         if t is None:
             return self.means[None], (self.stds**2)[None]
-        ab = _extract(schedule.alpha_bars, t, like.double())  # (B, 1) or ()
+        ab = extract(schedule.alpha_bars, t, like.double())  # (B, 1) or ()
         ab = ab.reshape(-1, 1, 1)
         return ab.sqrt() * self.means[None], ab * self.stds[None] ** 2 + (1 - ab)
 
@@ -125,9 +125,7 @@ class GaussianMixture:
         The score of the mixture that Eq. (4) makes of each component; chapter "Scores and Langevin
         dynamics" (derivation: "Scores, denoising score matching and Langevin dynamics").
         """
-        return self._score(x, self._check(x, t, schedule, need_stds=True), schedule)
-
-    def _score(self, x, t, schedule):
+        t = self._check(x, t, schedule, need_stds=True)
         log_c, mu, var, xf = self._log_components(x, t, schedule)
         r = torch.softmax(log_c, dim=1)[..., None]  # responsibilities (B, K, 1)
         s = (r * (mu - xf) / var).sum(1)
@@ -138,20 +136,20 @@ class GaussianMixture:
 
         Tweedie's formula for Eq. (4) (Ho et al. 2020, Sec. 3.2's score link); chapters "The reverse
         process and the ELBO" and "Scores and Langevin dynamics" (derivation: "Scores, denoising score
-        matching and Langevin dynamics"). xt: (B, D); t: int or (B,) in [0, T).
+        matching and Langevin dynamics"). xt: (B, D); t: int or (B,) in [1, T].
         """
         t = self._check(xt, t, schedule, "xt", need_t=True)
-        return -_extract(schedule.sqrt_one_minus_alpha_bars, t, xt) * self._score(xt, t, schedule)
+        return -extract(schedule.sqrt_one_minus_alpha_bars, t, xt) * self.score(xt, t, schedule)
 
     def x0_mean(self, xt: torch.Tensor, t: torch.Tensor | int, schedule: Schedule) -> torch.Tensor:
         """E[x_0 | x_t] by Tweedie's formula, shaped like xt.
 
         x_0 = (x_t + (1−ᾱ_t) ∇ log q(x_t))/√ᾱ_t, the x_0 of Eq. (4) at ε = E[ε | x_t]; chapter "The
-        reverse process and the ELBO". xt: (B, D); t: int or (B,) in [0, T).
+        reverse process and the ELBO". xt: (B, D); t: int or (B,) in [1, T].
         """
         t = self._check(xt, t, schedule, "xt", need_t=True)
-        ab = _extract(schedule.alpha_bars, t, xt)
-        return (xt + (1 - ab) * self._score(xt, t, schedule)) / ab.sqrt()
+        ab = extract(schedule.alpha_bars, t, xt)
+        return (xt + (1 - ab) * self.score(xt, t, schedule)) / ab.sqrt()
 
 
 class ExactEps(nn.Module):
@@ -170,7 +168,7 @@ class ExactEps(nn.Module):
         self.mixture, self.schedule = mixture, schedule
 
     def forward(self, xt: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
-        """ε*(x_t, t) for xt (B, D) and t: int or (B,) in [0, T) (checked at every call; no host sync on a GPU)."""
+        """ε*(x_t, t) for xt (B, D) and t: int or (B,) in [1, T] (checked at every call; no host sync on a GPU)."""
         return self.mixture.eps(xt, t, self.schedule)
 
 

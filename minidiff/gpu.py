@@ -13,7 +13,7 @@ import sys
 
 import torch
 
-from .smoke import smoke
+from . import smoke
 
 HOW_TO_ENABLE = (
     "On Google Colab: Runtime > Change runtime type > Hardware accelerator: T4 GPU > Save, then run the "
@@ -46,8 +46,8 @@ def require_gpu(allow_cpu: bool = False, chapter: str = "this chapter") -> torch
         print(describe_gpu(0))
         return torch.device("cuda")
     in_colab = "google.colab" in sys.modules
-    if smoke() or allow_cpu:
-        why = "smoke mode (MINIDIFF_SMOKE=1)" if smoke() else "allow_cpu=True"
+    if smoke.enabled() or allow_cpu:
+        why = "smoke mode (MINIDIFF_SMOKE=1)" if smoke.enabled() else "allow_cpu=True"
         print(f"No GPU found; running {chapter} on the CPU because of {why}. The full run needs a GPU: "
               + HOW_TO_ENABLE)
         return torch.device("cpu")

@@ -18,10 +18,10 @@ from collections.abc import Callable, Iterator
 import torch
 
 from ._checks import check_choice, check_float_tensor, check_real, check_same_shape, check_timesteps
-from .parameterization import PARAMETERIZATIONS, _to_eps
-from .reverse import VARIANCES, _check_output
-from .samplers import SampleState, _initial_noise, respace_timesteps
-from .schedules import Schedule, _extract
+from .parameterization import PARAMETERIZATIONS, to_eps
+from .reverse import VARIANCES, split_output
+from .samplers import SampleState, initial_noise, respace_timesteps
+from .schedules import Schedule, extract
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -34,7 +34,7 @@ def score_from_eps(model: Callable[..., torch.Tensor], schedule: Schedule, param
     (derivation: "Scores, denoising score matching and Langevin dynamics").
     ``model(x_t, t)`` returns its output in ``parameterization`` (ε, x_0, v or μ̃; converted to ε
     first); with ``variance="learned_range"`` its variance half is dropped. x_t: (B, ...) floating
-    point; t: int or (B,) code indices in [0, T) (checked at every call; no host sync on a GPU). Works for
+    point; t: int or (B,) in [1, T], the paper's (checked at every call; no host sync on a GPU). Works for
     :class:`minidiff.ExactEps` too, which gives the exact score.
     """
     if not callable(model):
@@ -45,18 +45,18 @@ def score_from_eps(model: Callable[..., torch.Tensor], schedule: Schedule, param
     def score(xt: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
         check_float_tensor("xt", xt)
         t = check_timesteps(t, schedule.T, batch=xt.shape[0] if xt.dim() else None, x_name="xt", device=xt.device)
-        out, _ = _check_output(model(xt, t), xt, variance, "model output")
-        eps = _to_eps(out, xt, t, schedule, parameterization)
-        return -eps / _extract(schedule.sqrt_one_minus_alpha_bars, t, xt)
+        out, _ = split_output(model(xt, t), xt, variance, name="model output")
+        eps = to_eps(out, xt, t, schedule, parameterization)
+        return -eps / extract(schedule.sqrt_one_minus_alpha_bars, t, xt)
 
     return score
 
 
-def langevin_step_sizes(schedule: Schedule, timesteps: torch.Tensor, step_lr: float) -> torch.Tensor:
+def langevin_step_sizes(timesteps: torch.Tensor, schedule: Schedule, step_lr: float) -> torch.Tensor:
     """α_t = step_lr · σ_t²/σ_min² with σ_t² = 1−ᾱ_t, σ_min² its value at the lowest level.
 
     Song & Ermon (2019), Algorithm 1: the step shrinks with the noise so that the signal-to-noise
-    ratio of each update stays the same at every level. ``timesteps``: (K,) code indices in [0, T);
+    ratio of each update stays the same at every level. ``timesteps``: (K,) the paper's t in [1, T];
     ``step_lr`` > 0. Returns (K,) float64. Chapter "Scores and Langevin dynamics".
     """
     check_real("step_lr", step_lr, gt=0.0)
@@ -78,8 +78,8 @@ def annealed_langevin_loop(
     """Annealed Langevin dynamics from x ~ N(0, I) down the noise levels, yielding each level's end state.
 
     Song & Ermon (2019), Algorithm 1, with the DDPM marginals q(x_t) as the levels; chapter "Scores
-    and Langevin dynamics". ``score_fn(x, t)`` returns ∇ log q(x_t) for x (B, ...), t (B,) code
-    indices (e.g. :func:`score_from_eps`). ``levels``: K of the T noise levels (default all T),
+    and Langevin dynamics". ``score_fn(x, t)`` returns ∇ log q(x_t) for x (B, ...), t (B,) the
+    paper's t (e.g. :func:`score_from_eps`). ``levels``: K of the T noise levels (default all T),
     chosen by :func:`minidiff.respace_timesteps`; at each, ``n_steps_each`` updates
     x ← x + (α_t/2) s(x, t) + √α_t z with α_t from :func:`langevin_step_sizes`.
     Yields :class:`minidiff.SampleState` (step = updates so far, t = the paper's index of the level,
@@ -98,10 +98,10 @@ def annealed_langevin_loop(
         raise ValueError(f"levels must be an int in [1, T] = [1, {schedule.T}]: one level per step, and steps "
                          f"must be at most T; got levels = {levels!r}")
     taus = respace_timesteps(schedule.T, schedule.T if levels is None else levels, spacing)
-    step_sizes = langevin_step_sizes(schedule, taus, step_lr)
+    step_sizes = langevin_step_sizes(taus, schedule, step_lr)
     device = torch.device(x_T.device if isinstance(x_T, torch.Tensor) else device)
     gen = torch.Generator(device=device).manual_seed(seed) if seed is not None else generator
-    x = _initial_noise(shape, x_T, gen, device)
+    x = initial_noise(shape, x_T, gen, device)
     x = x.clone() if x is x_T else x
     yield SampleState(0, schedule.T, x, None)
     n = 0
@@ -114,7 +114,7 @@ def annealed_langevin_loop(
             check_same_shape("score_fn(x, t)", s, "x", x)
             x = x + 0.5 * alpha * s + alpha**0.5 * z
             n += 1
-        yield SampleState(n, int(taus[i]) + 1, x, None)
+        yield SampleState(n, int(taus[i]), x, None)
 
 
 def annealed_langevin(score_fn: ScoreFn, shape: tuple[int, ...], schedule: Schedule, **kwargs) -> torch.Tensor:

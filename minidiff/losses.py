@@ -2,7 +2,11 @@
 
 Chapters "Training a denoiser", "What should the network predict?" and the math chapter
 "The ELBO and its decomposition". Per-example values are means over the data dimensions
-("per dim"); divide nats by log 2 for bits/dim.
+("per dim"); divide nats by log 2 for bits/dim. t is the paper's, in [1, T]; everything after the
+network output is computed in at least float32 (:func:`minidiff.reverse.split_output`).
+
+One set of defaults for every entry point: the paper's (ε-prediction, L_simple, σ_t² = β̃_t for the
+bound, the discretized decoder of Eq. 13). For real-valued toy data pass ``decoder="continuous"``.
 """
 
 from __future__ import annotations
@@ -12,10 +16,19 @@ from collections.abc import Callable
 
 import torch
 
-from ._checks import check_batched, check_choice, check_float_tensor, check_int, check_real, check_timesteps
-from .forward import _noise_like, _q_posterior_mean_variance, _q_sample, q_mean_variance
-from .parameterization import PARAMETERIZATIONS, _from_x0_eps
-from .reverse import VARIANCES, _check_output, _p_mean_variance
+from ._checks import (
+    check_batched,
+    check_choice,
+    check_float_tensor,
+    check_int,
+    check_noise,
+    check_real,
+    check_same_shape,
+    check_timesteps,
+)
+from .forward import q_mean_variance, q_posterior_mean_variance, q_sample
+from .parameterization import PARAMETERIZATIONS, from_x0_eps
+from .reverse import VARIANCES, p_mean_variance, split_output
 from .schedules import Schedule
 
 LOSSES = ("simple", "vlb", "hybrid")
@@ -89,9 +102,8 @@ def prior_kl(x0: torch.Tensor, schedule: Schedule) -> torch.Tensor:
     x0: (B, ...). Returns (B,).
     """
     check_float_tensor("x0", x0)
-    B = check_batched("x0", x0)
-    t = torch.full((B,), schedule.T - 1, dtype=torch.long, device=x0.device)
-    mean, var = q_mean_variance(x0, t, schedule)
+    check_batched("x0", x0)
+    mean, var = q_mean_variance(x0, schedule.T, schedule)
     return mean_flat(normal_kl(mean, torch.log(var), torch.zeros_like(mean), torch.zeros_like(mean)))
 
 
@@ -99,38 +111,29 @@ def vlb_term(
     output: torch.Tensor, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor | int, schedule: Schedule, *,
     parameterization: str = "eps", variance: str = "fixed_small", decoder: str = "discrete",
 ) -> torch.Tensor:
-    """One term of Eq. (5) per example (mean over dims, nats). Returns (B,).
+    """The term of Eq. (5) that x_t feeds, per example (mean over dims, nats). Returns (B,).
 
-    For t ≥ 1 (code index): L_{t} = KL(q(x_{t−1} | x_t, x_0) || p_θ(x_{t−1} | x_t)), by
-    :func:`normal_kl`; with a fixed variance this is Eq. (8), and with ε-prediction Eq. (12).
-    For t = 0: L_0 = −log p_θ(x_0 | x_1) under the chosen ``decoder`` (Eq. 13 for ``discrete``).
-    Chapter "The reverse process and the ELBO" (derivations: "The ELBO and its decomposition",
-    "Predicting the noise: the ε-parameterization and L_simple"). output: the network's output at
-    (xt, t), (B, C, ...) or (B, 2C, ...) for ``learned_range``; x0, xt: (B, C, ...); t: int or (B,).
+    For t ≥ 2: L_{t−1} = KL(q(x_{t−1} | x_t, x_0) || p_θ(x_{t−1} | x_t)), by :func:`normal_kl`; with a
+    fixed variance this is Eq. (8), and with ε-prediction Eq. (12). For t = 1: L_0 = −log p_θ(x_0 | x_1)
+    under the chosen ``decoder`` (Eq. 13 for ``discrete``). Chapter "The reverse process and the ELBO"
+    (derivations: "The ELBO and its decomposition", "Predicting the noise: the ε-parameterization and
+    L_simple"). output: the network's output at (xt, t), (B, C, ...) or (B, 2C, ...) for
+    ``learned_range``; x0, xt: (B, C, ...); t: int or (B,) in [1, T].
     """
-    check_choice("parameterization", parameterization, PARAMETERIZATIONS)
-    check_choice("variance", variance, VARIANCES)
     check_choice("decoder", decoder, DECODERS)
     check_float_tensor("x0", x0)
     B = check_batched("x0", x0)
     check_float_tensor("xt", xt)
-    if xt.shape != x0.shape:
-        raise ValueError(f"xt must have the shape of x0, {tuple(x0.shape)}, got {tuple(xt.shape)}")
-    mean_out, var_out = _check_output(output, xt, variance)
+    check_same_shape("xt", xt, "x0", x0)
     t = check_timesteps(t, schedule.T, batch=B, x_name="x0", device=x0.device)
-    return _vlb_term(mean_out, var_out, x0, xt, t, schedule, parameterization, variance, decoder)
-
-
-def _vlb_term(mean_out, var_out, x0, xt, t, schedule, parameterization, variance, decoder):
-    """:func:`vlb_term` on an already split and checked output, for t (B,) known to be valid."""
-    p = _p_mean_variance(mean_out, var_out, xt, t, schedule, parameterization, variance, None)
-    q_mean, _, q_logvar = _q_posterior_mean_variance(x0, xt, t, schedule)
+    p = p_mean_variance(output, xt, t, schedule, parameterization=parameterization, variance=variance)
+    q_mean, _, q_logvar = q_posterior_mean_variance(x0, xt, t, schedule)
     kl = mean_flat(normal_kl(q_mean, q_logvar, p.mean, p.log_variance))
     if decoder == "discrete":
         nll = -discretized_gaussian_log_likelihood(x0, p.mean, 0.5 * p.log_variance)
     else:
         nll = -continuous_gaussian_log_likelihood(x0, p.mean, p.log_variance)
-    return torch.where(t == 0, mean_flat(nll), kl)
+    return torch.where(t == 1, mean_flat(nll), kl)
 
 
 def training_losses(
@@ -144,13 +147,15 @@ def training_losses(
     - ``simple``: L_simple = ‖target − f_θ(x_t, t)‖², Eq. (14), target per ``parameterization``;
       chapter "Training a denoiser" (derivation: "Predicting the noise: the ε-parameterization and
       L_simple").
-    - ``vlb``: T · L_t, an unbiased estimate of L_vlb − L_T (Eq. 5); all of it trains the network.
-    - ``hybrid``: L_simple + λ T · L_t with the mean's gradient stopped in the vlb part
+    - ``vlb``: T · L_{t−1}, an unbiased estimate of L_vlb − L_T (Eq. 5); all of it trains the network.
+    - ``hybrid``: L_simple + λ T · L_{t−1} with the mean's gradient stopped in the vlb part
       (Nichol & Dhariwal 2021, Eq. (16) and Sec. 3.1; λ = 0.001).
     ``vlb`` and ``hybrid``: chapter "What should the network predict?". x0: (B, ...) floating point;
-    ``t``: int or (B,) in [0, T) (default: drawn uniformly); ``noise``: like x0 (default: drawn).
-    ``model(x_t, t, **model_kwargs)`` gets t as (B,) and must return a float tensor shaped like x0
-    (twice the channels for ``variance="learned_range"``).
+    ``t``: int or (B,) in [1, T] (default: drawn uniformly, t ~ Uniform({1, ..., T})); ``noise``:
+    like x0 (default: drawn). ``model(x_t, t, **model_kwargs)`` gets t as (B,) and must return a
+    float tensor shaped like x0 (twice the channels for ``variance="learned_range"``); the loss is
+    computed in at least float32 even if the model ran in bf16. ``decoder`` (Eq. 13's ``discrete``,
+    the paper's, or ``continuous`` for real-valued data) matters only for ``vlb``/``hybrid`` at t = 1.
     """
     check_float_tensor("x0", x0)
     B = check_batched("x0", x0)
@@ -161,22 +166,23 @@ def training_losses(
     check_real("lambda_vlb", lambda_vlb, ge=0.0)
     if loss == "simple" and variance == "learned_range":
         raise ValueError("variance='learned_range' needs loss='hybrid' or loss='vlb'; L_simple cannot train it")
-    if t is None:  # drawn here, so valid: skip the check (it would cost a GPU sync every step)
-        t = torch.randint(0, schedule.T, (B,), device=x0.device, generator=generator)
+    if t is None:
+        t = torch.randint(1, schedule.T + 1, (B,), device=x0.device, generator=generator)
     else:
         t = check_timesteps(t, schedule.T, batch=B, x_name="x0", device=x0.device)
-    noise = _noise_like(x0, noise, generator)
-    xt = _q_sample(x0, t, schedule, noise)
+    noise = check_noise(noise, x0, "x0", generator)
+    xt = q_sample(x0, t, schedule, noise)
     output = model(xt, t, **(model_kwargs or {}))
-    mean_out, var_out = _check_output(output, x0, variance, "model output", "x0")
-    target = _from_x0_eps(x0, noise, xt, t, schedule, parameterization)
+    mean_out, var_out = split_output(output, x0, variance, name="model output", xt_name="x0")
+    target = from_x0_eps(x0, noise, xt, t, schedule, parameterization)
     mse = mean_flat((target - mean_out) ** 2)
     if loss == "simple":
         return mse
     kw = dict(parameterization=parameterization, variance=variance, decoder=decoder)
     if loss == "vlb":
-        return schedule.T * _vlb_term(mean_out, var_out, x0, xt, t, schedule, **kw)
-    return mse + lambda_vlb * schedule.T * _vlb_term(mean_out.detach(), var_out, x0, xt, t, schedule, **kw)
+        return schedule.T * vlb_term(output, x0, xt, t, schedule, **kw)
+    frozen = torch.cat([mean_out.detach(), var_out], dim=1) if var_out is not None else mean_out.detach()
+    return mse + lambda_vlb * schedule.T * vlb_term(frozen, x0, xt, t, schedule, **kw)
 
 
 @torch.no_grad()
@@ -189,7 +195,8 @@ def negative_elbo(
 
     Chapter "The reverse process and the ELBO" (derivation: "The ELBO and its decomposition").
     Each L_{t−1} is evaluated at one x_t ~ q(x_t | x_0). x0: (B, ...) floating point. Returns
-    per-example tensors: ``total`` (B,), ``prior`` (B,) = L_T, ``terms`` (B, T) with terms[:, 0] = L_0.
+    per-example tensors: ``total`` (B,), ``prior`` (B,) = L_T, ``terms`` (B, T) with column k the L_k of
+    Eq. (5) (k = 0..T−1; terms[:, 0] = L_0), computed from x_{k+1}. The model gets the paper's t.
     """
     from tqdm.auto import tqdm
 
@@ -199,12 +206,14 @@ def negative_elbo(
     check_choice("variance", variance, VARIANCES)
     check_choice("decoder", decoder, DECODERS)
     terms = torch.zeros(B, T, dtype=torch.float64, device=x0.device)
-    for i in tqdm(range(T), disable=not progress, desc="ELBO terms"):
-        t = torch.full((B,), i, dtype=torch.long, device=x0.device)
+    for t in tqdm(range(1, T + 1), disable=not progress, desc="ELBO terms"):
+        tt = torch.full((B,), t, dtype=torch.long, device=x0.device)  # made on the device: no host copy per term
         noise = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
-        xt = _q_sample(x0, t, schedule, noise)
-        mean_out, var_out = _check_output(model(xt, t, **(model_kwargs or {})), x0, variance, "model output", "x0")
-        terms[:, i] = _vlb_term(mean_out, var_out, x0, xt, t, schedule, parameterization, variance, decoder).double()
+        xt = q_sample(x0, tt, schedule, noise)
+        output = model(xt, tt, **(model_kwargs or {}))
+        split_output(output, x0, variance, name="model output", xt_name="x0")
+        terms[:, t - 1] = vlb_term(output, x0, xt, tt, schedule, parameterization=parameterization, variance=variance,
+                                   decoder=decoder).double()  # column k holds L_k, computed from x_{k+1}
     prior = prior_kl(x0, schedule).double()
     ln2 = math.log(2.0)
     return {"total": (terms.sum(1) + prior) / ln2, "prior": prior / ln2, "terms": terms / ln2}

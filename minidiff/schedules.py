@@ -1,8 +1,12 @@
 """Noise schedules and every quantity derived from them.
 
-Conventions (also on the book's notation page). The paper indexes time t = 1, ..., T; code
-indexes it ``t = 0, ..., T-1``, so ``betas[t]`` is the paper's β_{t+1}. Every array is computed
-in float64 and cast to the data's dtype on use (:func:`extract`). Chapter "The forward process".
+Conventions (also on the book's notation page). Time is the paper's everywhere: t = 1, ..., T, and
+t = 0 is the data x_0. Every per-step array of a :class:`Schedule` has T + 1 entries and is indexed
+by that t, so ``schedule.alpha_bars[t]`` is ᾱ_t; entry 0 holds the value at t = 0 (ᾱ_0 = 1, β_0 = 0).
+The one place where a 0-indexed timestep appears is :func:`to_zero_indexed`, used by the networks'
+sinusoidal embeddings (to stay weight-compatible with the official DDPM code and diffusers) and for
+diffusers-style timestep lists. Every array is computed in float64 and cast to the data's dtype on
+use (:func:`extract`). Chapter "The forward process".
 """
 
 from __future__ import annotations
@@ -118,37 +122,42 @@ def make_betas(name: str = "linear", T: int = 1000, **kwargs: float) -> torch.Te
 
 @dataclass(frozen=True)
 class Schedule:
-    """A noise schedule β_1..β_T and everything the paper derives from it (all (T,) float64).
+    """A noise schedule β_1..β_T and everything the paper derives from it, indexed by the paper's t.
 
-    ᾱ_t of Eq. (4) and β̃_t, μ̃_t's coefficients of Eq. (7); chapter "The forward process" (and
-    "The reverse process and the ELBO" for the posterior). Build one with :func:`get_schedule`
-    (named) or :meth:`Schedule.from_betas` (any β array).
+    Every array is (T + 1,) float64 and entry t is the quantity at the paper's t = 1..T
+    (``alpha_bars[t]`` is ᾱ_t, ``alpha_bars[T]`` = Π_{s=1}^T α_s). Entry 0 is t = 0, the data:
+    β_0 = 0, α_0 = ᾱ_0 = 1, √(1−ᾱ_0) = 0, SNR_0 = +inf. Quantities not defined at t = 0 hold a
+    harmless placeholder that no formula reads: ᾱ_{−1} := 1 in ``alpha_bars_prev``, β̃_0 := 0,
+    ``posterior_log_variance_clipped[0]`` := its value at t = 1, and coefficients (1, 0) that make
+    μ̃_0 = x_0. ᾱ_t of Eq. (4) and β̃_t, μ̃_t's coefficients of Eq. (7); chapter "The forward
+    process" (and "The reverse process and the ELBO" for the posterior). Build one with
+    :func:`get_schedule` (named) or :meth:`Schedule.from_betas` (any β_1..β_T).
     """
 
-    betas: torch.Tensor
+    betas: torch.Tensor  # β_t  (β_0 = 0)
     alphas: torch.Tensor  # α_t = 1 − β_t
-    alpha_bars: torch.Tensor  # ᾱ_t = Π_{s≤t} α_s
-    alpha_bars_prev: torch.Tensor  # ᾱ_{t−1}, with ᾱ_0 = 1
+    alpha_bars: torch.Tensor  # ᾱ_t = Π_{s≤t} α_s  (ᾱ_0 = 1)
+    alpha_bars_prev: torch.Tensor  # ᾱ_{t−1}  (placeholder 1 at t = 0)
     sqrt_alpha_bars: torch.Tensor  # √ᾱ_t   (Eq. 4 mean)
     sqrt_one_minus_alpha_bars: torch.Tensor  # √(1−ᾱ_t)  (Eq. 4 std)
-    posterior_variance: torch.Tensor  # β̃_t = (1−ᾱ_{t−1})/(1−ᾱ_t) β_t  (Eq. 7)
-    posterior_log_variance_clipped: torch.Tensor  # log β̃_t with β̃_1 replaced by β̃_2
+    posterior_variance: torch.Tensor  # β̃_t = (1−ᾱ_{t−1})/(1−ᾱ_t) β_t  (Eq. 7; β̃_1 = 0)
+    posterior_log_variance_clipped: torch.Tensor  # log β̃_t with log β̃_1 replaced by log β̃_2
     posterior_mean_coef1: torch.Tensor  # √ᾱ_{t−1} β_t/(1−ᾱ_t), multiplies x_0  (Eq. 7)
     posterior_mean_coef2: torch.Tensor  # √α_t (1−ᾱ_{t−1})/(1−ᾱ_t), multiplies x_t  (Eq. 7)
-    snr: torch.Tensor  # ᾱ_t/(1−ᾱ_t)
+    snr: torch.Tensor  # ᾱ_t/(1−ᾱ_t)  (+inf at t = 0)
     log_snr: torch.Tensor  # log SNR(t)
 
     @property
     def T(self) -> int:
-        """Number of diffusion steps."""
-        return int(self.betas.shape[0])
+        """Number of diffusion steps (the arrays have T + 1 entries, t = 0..T)."""
+        return int(self.betas.shape[0]) - 1
 
     @classmethod
     def from_betas(cls, betas: torch.Tensor | list[float]) -> Schedule:
-        """Build a schedule from any β_1..β_T with every β_t in (0, 1).
+        """Build a schedule from any β_1..β_T, a list of T ≥ 1 values in (0, 1).
 
         ᾱ_t = Π_{s≤t}(1 − β_s) (Eq. 4) and the posterior's β̃_t and coefficients (Eq. 7); chapter
-        "The forward process".
+        "The forward process". The result's arrays are indexed by t = 0..T (:class:`Schedule`).
         """
         if isinstance(betas, torch.Tensor) and (betas.is_complex() or betas.dtype == torch.bool):
             raise TypeError(f"betas must hold real numbers, got dtype {betas.dtype}")
@@ -158,29 +167,39 @@ class Schedule:
         bad = (betas <= 0) | (betas >= 1) | ~torch.isfinite(betas)
         if bad.any():
             i = int(bad.nonzero()[0])
-            raise ValueError(f"every beta must be in (0, 1), got betas[{i}] = {betas[i].item()}")
-        alphas = 1.0 - betas
-        alpha_bars = torch.cumprod(alphas, 0)
-        alpha_bars_prev = torch.cat([torch.ones(1, dtype=torch.float64), alpha_bars[:-1]])
-        post_var = betas * (1.0 - alpha_bars_prev) / (1.0 - alpha_bars)
-        # β̃ at the first step is 0; its log is clipped to the next value (as in the DDPM code).
-        clip_src = post_var[1] if betas.numel() > 1 else betas[0]
+            raise ValueError(f"every beta must be in (0, 1), got beta_{i + 1} = {betas[i].item()}")
+        zero, one = torch.zeros(1, dtype=torch.float64), torch.ones(1, dtype=torch.float64)
+        b = betas  # β_1..β_T; every formula below is the paper's at t = 1..T
+        alphas = 1.0 - b
+        ab = torch.cumprod(alphas, 0)
+        ab_prev = torch.cat([one, ab[:-1]])
+        post_var = b * (1.0 - ab_prev) / (1.0 - ab)
+        # β̃_1 = 0; its log is clipped to log β̃_2 (as in the DDPM code), to log β_1 when T = 1.
+        clip_src = post_var[1] if b.numel() > 1 else b[0]
         post_logvar = torch.log(torch.cat([clip_src.reshape(1), post_var[1:]]))
-        snr = alpha_bars / (1.0 - alpha_bars)
+        snr = ab / (1.0 - ab)
+
+        def with_t0(at_0: torch.Tensor | float, values: torch.Tensor) -> torch.Tensor:
+            """Prepend the entry for t = 0, so that index t is the paper's t."""
+            return torch.cat([torch.as_tensor(at_0, dtype=torch.float64).reshape(1), values])
+
         return cls(
-            betas=betas, alphas=alphas, alpha_bars=alpha_bars, alpha_bars_prev=alpha_bars_prev,
-            sqrt_alpha_bars=alpha_bars.sqrt(), sqrt_one_minus_alpha_bars=(1.0 - alpha_bars).sqrt(),
-            posterior_variance=post_var, posterior_log_variance_clipped=post_logvar,
-            posterior_mean_coef1=alpha_bars_prev.sqrt() * betas / (1.0 - alpha_bars),
-            posterior_mean_coef2=alphas.sqrt() * (1.0 - alpha_bars_prev) / (1.0 - alpha_bars),
-            snr=snr, log_snr=torch.log(snr),
+            betas=with_t0(zero, b), alphas=with_t0(one, alphas), alpha_bars=with_t0(one, ab),
+            alpha_bars_prev=with_t0(one, ab_prev), sqrt_alpha_bars=with_t0(one, ab.sqrt()),
+            sqrt_one_minus_alpha_bars=with_t0(zero, (1.0 - ab).sqrt()),
+            posterior_variance=with_t0(zero, post_var),
+            posterior_log_variance_clipped=with_t0(post_logvar[0], post_logvar),
+            posterior_mean_coef1=with_t0(one, ab_prev.sqrt() * b / (1.0 - ab)),
+            posterior_mean_coef2=with_t0(zero, alphas.sqrt() * (1.0 - ab_prev) / (1.0 - ab)),
+            snr=with_t0(math.inf, snr), log_snr=with_t0(math.inf, torch.log(snr)),
         )
 
     def respaced(self, timesteps: torch.Tensor | list[int]) -> Schedule:
-        """The schedule restricted to an increasing subset τ of steps (Nichol & Dhariwal 2021, Sec. 4).
+        """The schedule restricted to increasing steps τ_1 < ... < τ_K (Nichol & Dhariwal 2021, Sec. 4).
 
-        Keeps ᾱ at the kept steps and sets β'_i = 1 − ᾱ_{τ_i}/ᾱ_{τ_{i−1}}; chapter "Sampling faster".
-        timesteps: K ≥ 1 strictly increasing code indices in [0, T).
+        Keeps ᾱ at the kept steps: the result has K steps with ᾱ'_i = ᾱ_{τ_i}, i.e.
+        β'_i = 1 − ᾱ_{τ_i}/ᾱ_{τ_{i−1}} (ᾱ_{τ_0} = ᾱ_0 = 1); chapter "Sampling faster".
+        timesteps: K ≥ 1 strictly increasing paper times in [1, T].
         """
         ts = torch.as_tensor(timesteps)
         if ts.is_floating_point() and bool((ts == ts.round()).all()):
@@ -190,9 +209,8 @@ class Schedule:
         ts = check_timesteps(ts, self.T, name="timesteps")
         if ts.numel() > 1 and not bool((ts[1:] > ts[:-1]).all()):
             raise ValueError(f"timesteps must be strictly increasing, got {ts.tolist()}")
-        ab = self.alpha_bars[ts.cpu()]
-        prev = torch.cat([torch.ones(1, dtype=torch.float64), ab[:-1]])
-        return Schedule.from_betas(1.0 - ab / prev)
+        ab = self.alpha_bars.cpu()[torch.cat([torch.zeros(1, dtype=torch.long), ts.cpu()])]  # ᾱ_{τ_0 = 0}, ᾱ_{τ_i}
+        return Schedule.from_betas(1.0 - ab[1:] / ab[:-1])
 
     def to(self, device: torch.device | str) -> Schedule:
         """A copy with every array moved to ``device`` (still float64)."""
@@ -212,23 +230,35 @@ def extract(a: torch.Tensor, t: torch.Tensor | int, x: torch.Tensor) -> torch.Te
     """Gather ``a[t]`` and shape it to broadcast against ``x`` (B, ...), cast to x's dtype and device.
 
     No equation: the lookup of a per-step quantity (β_t, ᾱ_t, ...) at each example's t that every
-    formula uses; code index t is the paper's t + 1 (book page "Notation"). a: (T,); t: int or (B,)
-    in [0, T); x: (B, ...) floating point. Returns (B, 1, ..., 1). Checks t (no host sync on a GPU);
-    minidiff's own loops call the unchecked ``_extract``.
+    formula uses. a: (T + 1,) a :class:`Schedule` array, indexed by the paper's t; t: int or (B,)
+    in [0, T] (t = 0 reads the value at the data); x: (B, ...) floating point. Returns
+    (B, 1, ..., 1), or a 0-d tensor for an int t and a 0-d x. Checks t (no host sync on a GPU).
     """
     if not isinstance(a, torch.Tensor) or a.dim() != 1:
-        raise ValueError(f"a must be a 1-D tensor of per-step values (T,), got {type(a).__name__} "
+        raise ValueError(f"a must be a 1-D tensor of per-step values (T + 1,), got {type(a).__name__} "
                          f"of shape {tuple(getattr(a, 'shape', ()))}")
     check_float_tensor("x", x)
-    t = check_timesteps(t, a.shape[0], batch=x.shape[0] if x.dim() else None)
-    return _extract(a, t, x)
-
-
-def _extract(a: torch.Tensor, t: torch.Tensor | int, x: torch.Tensor) -> torch.Tensor:
-    """:func:`extract` without input checks, for t known to be valid."""
-    if isinstance(t, int):
-        t = torch.tensor(t)
+    t = check_timesteps(t, a.shape[0] - 1, batch=x.shape[0] if x.dim() else None, lo=0)
     out = a.to(device=x.device)[t.to(x.device)].to(x.dtype)
     if out.dim() == 0:
         return out
     return out.reshape(out.shape[0], *([1] * (x.dim() - 1)))
+
+
+def to_zero_indexed(t: torch.Tensor) -> torch.Tensor:
+    """The paper's t = 1..T as the 0-indexed timestep t − 1 = 0..T−1 of the official DDPM code and diffusers.
+
+    No equation: the single place where minidiff meets 0-indexed time (book page "Notation"). The
+    networks' sinusoidal embeddings embed ``to_zero_indexed(t)``, so their weights are interchangeable
+    with the official DDPM code and diffusers' ``UNet2DModel``, which are fed 0-indexed timesteps.
+    Also use it to pass minidiff's t to a diffusers model or scheduler. t: a tensor of any shape.
+    """
+    return t - 1
+
+
+def from_zero_indexed(timesteps: torch.Tensor | list[int]) -> torch.Tensor:
+    """A diffusers-style 0-indexed timestep list (e.g. ``scheduler.timesteps``) as the paper's t = 1..T.
+
+    The inverse of :func:`to_zero_indexed` (book page "Notation"). Returns a long tensor.
+    """
+    return torch.as_tensor(timesteps).long() + 1

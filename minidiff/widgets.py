@@ -67,15 +67,11 @@ class ForwardProcessWidget:
 
     def alpha_bar(self) -> float:
         """ᾱ_t at the slider's t (1 at t = 0)."""
-        t = self.t_slider.value
-        return 1.0 if t == 0 else float(self.schedule().alpha_bars[t - 1])
+        return float(self.schedule().alpha_bars[self.t_slider.value])
 
     def points(self) -> torch.Tensor:
         """x_t for the current slider and schedule, (N, 2) float64 (Eq. 4; x_0 itself at t = 0)."""
-        t = self.t_slider.value
-        if t == 0:
-            return self.x0
-        return q_sample(self.x0, t - 1, self.schedule(), noise=self.noise)
+        return q_sample(self.x0, self.t_slider.value, self.schedule(), noise=self.noise)
 
     def update(self) -> None:
         """Redraw x_t and the title, and show the figure in the output area."""

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import minidiff as md
+import minidiff.parameterization as P
 from minidiff.langevin import annealed_langevin, langevin_step_sizes, score_from_eps
 from minidiff.reverse import fixed_log_variance, learned_range_log_variance
 
@@ -30,18 +31,19 @@ T_AND_X_CALLS = {
     "q_step_sample": (lambda s, x, t: md.q_step_sample(x, t, s), "x_prev"),
     "q_mean_variance": (lambda s, x, t: md.q_mean_variance(x, t, s), "x0"),
     "q_posterior_mean_variance": (lambda s, x, t: md.q_posterior_mean_variance(x, _f(), t, s), "x0"),
-    "extract": (lambda s, x, t: md.extract(s.betas, t, x), "x"),
-    "x0_from_eps": (lambda s, x, t: md.x0_from_eps(x, t, _f(), s), "xt"),
-    "eps_from_x0": (lambda s, x, t: md.eps_from_x0(x, t, _f(), s), "xt"),
-    "v_from_x0_eps": (lambda s, x, t: md.v_from_x0_eps(x, _f(), t, s), "x0"),
-    "x0_from_v": (lambda s, x, t: md.x0_from_v(x, t, _f(), s), "xt"),
-    "mu_from_x0": (lambda s, x, t: md.mu_from_x0(x, t, _f(), s), "xt"),
-    "x0_from_mu": (lambda s, x, t: md.x0_from_mu(x, t, _f(), s), "xt"),
+    "extract": (lambda s, x, t: md.schedules.extract(s.betas, t, x), "x"),
+    "x0_from_eps": (lambda s, x, t: P.x0_from_eps(x, _f(), t, s), "xt"),
+    "eps_from_x0": (lambda s, x, t: P.eps_from_x0(x, _f(), t, s), "xt"),
+    "v_from_x0_eps": (lambda s, x, t: P.v_from_x0_eps(x, _f(), t, s), "x0"),
+    "x0_from_v": (lambda s, x, t: P.x0_from_v(x, _f(), t, s), "xt"),
+    "eps_from_v": (lambda s, x, t: P.eps_from_v(x, _f(), t, s), "xt"),
+    "mu_from_x0": (lambda s, x, t: P.mu_from_x0(x, _f(), t, s), "xt"),
+    "x0_from_mu": (lambda s, x, t: P.x0_from_mu(x, _f(), t, s), "xt"),
     "to_x0": (lambda s, x, t: md.to_x0(_f(), x, t, s, "v"), "xt"),
     "to_eps": (lambda s, x, t: md.to_eps(_f(), x, t, s, "x0"), "xt"),
     "from_x0_eps": (lambda s, x, t: md.from_x0_eps(_f(), _f(), x, t, s, "mu"), "xt"),
     "p_mean_variance": (lambda s, x, t: md.p_mean_variance(_f(), x, t, s), "xt"),
-    "fixed_log_variance": (lambda s, x, t: fixed_log_variance(t, x, s, "fixed_large"), "x"),
+    "fixed_log_variance": (lambda s, x, t: fixed_log_variance(x, t, s, "fixed_large"), "x"),
     "learned_range_log_variance": (lambda s, x, t: learned_range_log_variance(x, t, s), "v"),
     "vlb_term": (lambda s, x, t: md.vlb_term(_f(), x, _f(), t, s), "x0"),
     "training_losses": (lambda s, x, t: md.training_losses(lambda a, b: a, x, s, t=t), "x0"),
@@ -53,12 +55,16 @@ T_AND_X_CALLS = {
     "score_from_eps": (lambda s, x, t: score_from_eps(_exact(s), s)(x, t), "xt"),
 }
 
-BAD_T_AND_X = {  # case: (x, t, error type, the message's pattern with {x} for the argument's name)
-    "t=-1": (torch.zeros(B, D), torch.tensor([0, 1, -1, 2]), ValueError,
-             r"t must lie in [0, T) = [0, 1000), got t = -1"),
-    "t=T": (torch.zeros(B, D), torch.tensor([0, 1000, 1, 2]), ValueError,
-            r"t must lie in [0, T) = [0, 1000), got t = 1000"),
-    "int t=T": (torch.zeros(B, D), 1000, ValueError, r"t must lie in [0, T) = [0, 1000), got t = 1000"),
+# t = 0 (the data x_0) is valid where the formula allows it; everywhere else t runs over 1..T.
+T_ZERO_ALLOWED = {"q_sample", "q_mean_variance", "extract"}
+
+BAD_T_AND_X = {  # case: (x, t, error type, the message's pattern with {x}: the argument's name, {lo}: 0 or 1)
+    "t=-1": (torch.zeros(B, D), torch.tensor([1, 2, -1, 3]), ValueError,
+             r"t must lie in [{lo}, T] = [{lo}, 1000] (the paper's t), got t = -1"),
+    "t=T+1": (torch.zeros(B, D), torch.tensor([1, 1001, 2, 3]), ValueError,
+              r"t must lie in [{lo}, T] = [{lo}, 1000] (the paper's t), got t = 1001"),
+    "int t=T+1": (torch.zeros(B, D), 1001, ValueError,
+                  r"t must lie in [{lo}, T] = [{lo}, 1000] (the paper's t), got t = 1001"),
     "batch mismatch": (torch.zeros(B, D), torch.tensor([1, 2, 3]), ValueError,
                        r"t has batch size 3 but {x} has batch size 4"),
     "integer x": (torch.zeros(B, D, dtype=torch.long), torch.tensor([1, 2, 3, 4]), TypeError,
@@ -75,15 +81,24 @@ BAD_T_AND_X = {  # case: (x, t, error type, the message's pattern with {x} for t
 def test_every_function_of_t_and_x_names_the_bad_argument_and_value(linear, fn, case):
     call, x_name = T_AND_X_CALLS[fn]
     x, t, error, message = BAD_T_AND_X[case]
-    with pytest.raises(error, match=re.escape(message.format(x=x_name))):
+    with pytest.raises(error, match=re.escape(message.format(x=x_name, lo=int(fn not in T_ZERO_ALLOWED)))):
         call(linear, x, t)
+
+
+@pytest.mark.parametrize("fn", sorted(set(T_AND_X_CALLS) - T_ZERO_ALLOWED))
+def test_t_zero_is_rejected_where_the_formula_needs_t_at_least_one(linear, fn):
+    """t = 0 is the data: a model, a posterior or a conversion at t = 0 is a mistake, named as such."""
+    with pytest.raises(ValueError, match=re.escape("t must lie in [1, T] = [1, 1000] (the paper's t), got t = 0")):
+        T_AND_X_CALLS[fn][0](linear, torch.zeros(B, D), torch.tensor([1, 0, 2, 3]))
 
 
 def test_the_same_calls_work_on_valid_input(linear):
     """The table above is not vacuous: with valid x and t every call runs."""
-    for call, _ in T_AND_X_CALLS.values():
-        call(linear, torch.randn(B, D), torch.tensor([0, 1, 500, 999]))
-        call(linear, torch.randn(B, D), 999)  # one timestep for the whole batch
+    for fn, (call, _) in T_AND_X_CALLS.items():
+        call(linear, torch.randn(B, D), torch.tensor([1, 2, 500, 1000]))
+        call(linear, torch.randn(B, D), 1000)  # one timestep for the whole batch
+        if fn in T_ZERO_ALLOWED:
+            call(linear, torch.randn(B, D), 0)
 
 
 @pytest.mark.parametrize("call,name", [
@@ -111,9 +126,9 @@ def test_integer_network_outputs_are_rejected(linear, call, name):
     (lambda s: md.negative_elbo(_exact(s), _f().long(), s), "x0"),
     (lambda s: md.prior_kl(_f().long(), s), "x0"),
     (lambda s: md.ddim_encode(_exact(s), _f().long(), s, steps=3), "x0"),
-    (lambda s: md.discretized_gaussian_log_likelihood(_f().long(), _f(), _f()), "x"),
-    (lambda s: md.continuous_gaussian_log_likelihood(_f(), _f().long(), _f()), "mean"),
-    (lambda s: md.normal_kl(_f(), _f(), _f(), _f().long()), "logvar2"),
+    (lambda s: md.losses.discretized_gaussian_log_likelihood(_f().long(), _f(), _f()), "x"),
+    (lambda s: md.losses.continuous_gaussian_log_likelihood(_f(), _f().long(), _f()), "mean"),
+    (lambda s: md.losses.normal_kl(_f(), _f(), _f(), _f().long()), "logvar2"),
 ])
 def test_integer_noise_starts_and_data_are_rejected(linear, call, name):
     with pytest.raises(TypeError, match=re.escape(f"{name} must be a floating-point tensor, got dtype torch.int64")):
@@ -146,11 +161,11 @@ def test_beta_outside_unit_interval(kw, match):
 
 
 def test_custom_betas_outside_unit_interval():
-    with pytest.raises(ValueError, match=r"betas\[2\] = 1.0"):
+    with pytest.raises(ValueError, match=r"beta_3 = 1.0"):
         md.Schedule.from_betas([0.1, 0.2, 1.0])
 
 
-@pytest.mark.parametrize("name", md.SCHEDULES)
+@pytest.mark.parametrize("name", md.schedules.SCHEDULES)
 @pytest.mark.parametrize("T", [0, -3])
 def test_T_below_one(name, T):
     with pytest.raises(ValueError, match=f"T must be >= 1, got T = {T}"):
@@ -197,30 +212,35 @@ def test_unknown_names_list_the_valid_ones(linear, call, name):
     assert "," in str(info.value)
 
 
-@pytest.mark.parametrize("t,bad", [(1000, 1000), (-1, -1), (torch.tensor([0, 5, 1200, 3]), 1200)])
+@pytest.mark.parametrize("t,bad", [(1001, 1001), (-1, -1), (torch.tensor([0, 5, 1200, 3]), 1200)])
 def test_t_outside_range(linear, t, bad):
-    with pytest.raises(ValueError, match=rf"t must lie in \[0, T\) = \[0, 1000\), got t = {bad}"):
+    with pytest.raises(ValueError, match=rf"t must lie in \[0, T\] = \[0, 1000\] \(the paper's t\), got t = {bad}"):
         md.q_sample(torch.zeros(4, 2), t, linear)
 
 
 def test_negative_t_is_not_read_from_the_end_of_the_schedule(linear):
-    """Python indexing would take t = −1 as the last step, T − 1: a silent wrong answer."""
+    """Python indexing would take t = −1 as the last entry, t = T: a silent wrong answer."""
     out = torch.zeros(B, D)
     with pytest.raises(ValueError, match="got t = -1"):
         md.p_mean_variance(out, _f(), torch.full((B,), -1), linear)
     with pytest.raises(ValueError, match="got t = -1"):
-        md.extract(linear.betas, torch.full((B,), -1), _f())
+        md.schedules.extract(linear.betas, torch.full((B,), -1), _f())
 
 
 def test_respaced_timesteps_must_be_integers_in_range(linear):
     with pytest.raises(TypeError, match="timesteps must hold integer timesteps, got dtype torch.float32"):
-        linear.respaced(torch.tensor([0.0, 10.5]))
-    with pytest.raises(ValueError, match=re.escape("timesteps must lie in [0, T) = [0, 1000), got timesteps = 1000")):
+        linear.respaced(torch.tensor([1.0, 10.5]))
+    with pytest.raises(ValueError, match=re.escape("timesteps must lie in [1, T] = [1, 1000] (the paper's t), "
+                                                   "got timesteps = 1001")):
+        linear.respaced([1, 1001])
+    with pytest.raises(ValueError, match=re.escape("timesteps must lie in [1, T] = [1, 1000] (the paper's t), "
+                                                   "got timesteps = 0")):
         linear.respaced([0, 1000])
     with pytest.raises(ValueError, match="timesteps must be strictly increasing, got \\[5, 5\\]"):
         linear.respaced([5, 5])
-    with pytest.raises(ValueError, match=re.escape("timesteps must lie in [0, T) = [0, 1000), got timesteps = -2")):
-        langevin_step_sizes(linear, torch.tensor([-2, 3]), 1e-4)
+    with pytest.raises(ValueError, match=re.escape("timesteps must lie in [1, T] = [1, 1000] (the paper's t), "
+                                                   "got timesteps = -2")):
+        langevin_step_sizes(torch.tensor([-2, 3]), linear, 1e-4)
 
 
 def test_bad_sampler_settings(linear):
@@ -247,7 +267,7 @@ def test_bad_loss_settings(linear):
     with pytest.raises(ValueError, match="lambda_vlb must be >= 0.0, got lambda_vlb = -0.1"):
         md.training_losses(lambda a, b: a, _f(), linear, loss="hybrid", lambda_vlb=-0.1)
     with pytest.raises(ValueError, match="bins must be >= 2, got bins = 1"):
-        md.discretized_gaussian_log_likelihood(_f(), _f(), _f(), bins=1)
+        md.losses.discretized_gaussian_log_likelihood(_f(), _f(), _f(), bins=1)
 
 
 def test_learned_range_needs_doubled_output(linear):
@@ -290,20 +310,30 @@ def test_mlp_rejects_wrong_shape():
         md.MLPDenoiser()(torch.zeros(4, 3), torch.zeros(4, dtype=torch.long))
 
 
-def test_range_checks_run_once_per_call_not_once_per_sampler_step(linear, monkeypatch):
-    """Checking t reads it on the host (a GPU sync): the loops validate once and then run unchecked."""
+def test_loops_never_read_t_on_the_host_of_an_accelerator(linear, monkeypatch):
+    """Reading t on the host would sync a GPU at every step: on a non-CPU device each check is a device assert.
+
+    Runs the samplers, the losses, the ELBO and DDIM inversion on PyTorch's ``meta`` device (tensors
+    without data, so no value can be read at all): the only host read is the respaced schedule's
+    timesteps, built once on the CPU.
+    """
     calls = []
     aminmax = torch.aminmax
     monkeypatch.setattr(torch, "aminmax", lambda *a, **k: calls.append(1) or aminmax(*a, **k))
-    net = md.MLPDenoiser(hidden=8, n_blocks=1)
-    for sampler in md.SAMPLERS:
+    net = md.MLPDenoiser(hidden=8, n_blocks=1).to("meta")
+    x0 = torch.zeros(B, D, device="meta")
+    for sampler in md.samplers.SAMPLERS:
         calls.clear()
-        md.sample(net, (B, D), linear, sampler=sampler, steps=20, seed=0)
+        assert md.sample(net, (B, D), linear, sampler=sampler, steps=20, device="meta").is_meta
         assert len(calls) == 1, (sampler, len(calls))  # the respaced schedule's timesteps, once
     calls.clear()
-    md.training_losses(net, _f(), linear, loss="hybrid", variance="fixed_small")
-    md.negative_elbo(net, _f(), md.get_schedule("linear", 20))
-    assert len(calls) == 1  # prior_kl's q_mean_variance; none per training step or ELBO term
+    md.training_losses(net, x0, linear, loss="hybrid", variance="fixed_small")
+    assert len(calls) == 0
+    md.negative_elbo(net, x0, md.get_schedule("linear", 20))
+    assert len(calls) == 1  # prior_kl's int t = T; none per ELBO term
+    calls.clear()
+    md.ddim_encode(net, x0, linear, steps=5)
+    assert len(calls) == 1  # the respaced schedule's timesteps
 
 
 def test_scalar_arguments_accept_numpy_and_zero_dim_tensors(linear):
@@ -314,8 +344,8 @@ def test_scalar_arguments_accept_numpy_and_zero_dim_tensors(linear):
     a = md.sample(model, (B, 1), linear, sampler="ddim", eta=torch.tensor(0.5), steps=np.int64(10), seed=0)
     b = md.sample(model, (B, 1), linear, sampler="ddim", eta=0.5, steps=10, seed=0)
     assert torch.equal(a, b)
-    assert torch.equal(linear.respaced(np.linspace(0, 999, 5).round()).alpha_bars,
-                       linear.respaced([0, 250, 500, 749, 999]).alpha_bars)
+    assert torch.equal(linear.respaced(np.linspace(1, 1000, 5).round()).alpha_bars,
+                       linear.respaced([1, 251, 500, 750, 1000]).alpha_bars)
     x = annealed_langevin(score_from_eps(model, linear), (B, 1), linear, levels=np.int64(5),
                           n_steps_each=np.int64(2), seed=0)
     assert x.shape == (B, 1)

@@ -18,7 +18,7 @@ def no_cuda(monkeypatch):
 
 
 def test_without_a_gpu_it_stops_and_says_how_to_enable_one(no_cuda):
-    with pytest.raises(md.NoGPUError, match="needs a GPU") as err:
+    with pytest.raises(md.gpu.NoGPUError, match="needs a GPU") as err:
         md.require_gpu(chapter="Chapter 7")
     msg = str(err.value)
     assert msg.startswith("Chapter 7")
@@ -28,7 +28,7 @@ def test_without_a_gpu_it_stops_and_says_how_to_enable_one(no_cuda):
 
 def test_colab_without_a_gpu_is_named(no_cuda, monkeypatch):
     monkeypatch.setitem(sys.modules, "google.colab", object())
-    with pytest.raises(md.NoGPUError, match="this Colab runtime has no GPU"):
+    with pytest.raises(md.gpu.NoGPUError, match="this Colab runtime has no GPU"):
         md.require_gpu()
 
 

@@ -8,16 +8,18 @@ import minidiff as md
 
 
 def test_timestep_embedding_shape_and_values():
-    t = torch.tensor([0, 1, 999])
-    e = md.timestep_embedding(t, 16)
+    """The paper's t = 1 embeds the 0-indexed timestep 0 (as the official DDPM code and diffusers do)."""
+    t = torch.tensor([1, 2, 1000])
+    e = md.nets.timestep_embedding(t, 16)
     assert e.shape == (3, 16)
     torch.testing.assert_close(e[0], torch.cat([torch.ones(8), torch.zeros(8)]))  # cos 0 = 1, sin 0 = 0
-    assert md.timestep_embedding(t, 7).shape == (3, 7)
+    torch.testing.assert_close(e[1, 0], torch.cos(torch.tensor(1.0)))  # t = 2 embeds 1
+    assert md.nets.timestep_embedding(t, 7).shape == (3, 7)
     assert not torch.allclose(e[1], e[2])
 
 
 def test_mlp_output_shapes():
-    x, t = torch.randn(5, 2), torch.randint(0, 1000, (5,))
+    x, t = torch.randn(5, 2), torch.randint(1, 1001, (5,))
     assert md.MLPDenoiser()(x, t).shape == (5, 2)
     assert md.MLPDenoiser(learn_variance=True)(x, t).shape == (5, 4)
     assert md.MLPDenoiser(dim=3)(torch.randn(5, 3), t).shape == (5, 3)
@@ -36,7 +38,7 @@ def test_fit_reduces_the_loss_and_is_reproducible(linear):
 
 
 def test_toys_are_deterministic_and_unit_scale():
-    for name in md.TOYS:
+    for name in md.data.TOYS:
         a, b = md.make_toy(name, 4000, seed=1), md.make_toy(name, 4000, seed=1)
         assert torch.equal(a, b) and a.shape == (4000, 2)
         assert not torch.equal(a, md.make_toy(name, 4000, seed=2))

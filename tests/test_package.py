@@ -20,8 +20,32 @@ def test_import_is_fast_and_lazy():
 
 def test_smoke_switch(monkeypatch):
     monkeypatch.setenv("MINIDIFF_SMOKE", "1")
-    assert md.smoke() and md.pick(1000, 10) == 10
+    assert md.smoke.enabled() and md.smoke.pick(1000, 10) == 10
     monkeypatch.setenv("MINIDIFF_SMOKE", "0")
-    assert not md.smoke() and md.pick(1000, 10) == 1000
+    assert not md.smoke.enabled() and md.smoke.pick(1000, 10) == 1000
     monkeypatch.delenv("MINIDIFF_SMOKE")
-    assert not md.smoke()
+    assert not md.smoke.enabled()
+
+
+def test_public_api_is_small_and_every_name_resolves():
+    """`minidiff.__all__` is what a reader of the book calls (at most 35 names); the rest lives in modules."""
+    assert len(md.__all__) <= 35, len(md.__all__)
+    assert len(set(md.__all__)) == len(md.__all__)
+    for name in md.__all__:
+        assert getattr(md, name) is not None
+    for hidden in ("pick", "extract", "x0_from_eps", "TrainConfig"):
+        assert hidden not in md.__all__
+    assert md.smoke.pick and md.schedules.extract and md.parameterization.x0_from_eps and md.training.TrainConfig
+
+
+def test_no_module_imports_another_modules_private_name():
+    """One math layer: no `from .x import _y` anywhere in the package (the twins are gone)."""
+    import ast
+    from pathlib import Path
+
+    bad = []
+    for path in Path(md.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.level > 0 or (node.module or "").startswith("minidiff")):
+                bad += [f"{path.name}: {a.name}" for a in node.names if a.name.startswith("_")]
+    assert not bad, bad

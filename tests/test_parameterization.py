@@ -14,8 +14,8 @@ import minidiff as md
 def batch(linear, gen):
     x0 = torch.randn(32, 3, 4, 4, generator=gen, dtype=torch.float64)
     eps = torch.randn(32, 3, 4, 4, generator=gen, dtype=torch.float64)
-    t = torch.randint(0, linear.T, (32,), generator=gen)
-    t[0], t[1] = 0, linear.T - 1  # both ends of the chain
+    t = torch.randint(1, linear.T + 1, (32,), generator=gen)
+    t[0], t[1] = 1, linear.T  # both ends of the chain
     return x0, eps, t, md.q_sample(x0, t, linear, eps)
 
 
@@ -25,7 +25,7 @@ def test_every_conversion_round_trips(linear, batch, src, dst):
     out = md.from_x0_eps(x0, eps, xt, t, linear, src)
     x0_hat = md.to_x0(out, xt, t, linear, src)
     eps_hat = md.to_eps(out, xt, t, linear, src)
-    # x_0 is recoverable everywhere; ε only where √(1−ᾱ_t) is not ~0 (t = 0 has 1−ᾱ = 1e-4).
+    # x_0 is recoverable everywhere; ε only where √(1−ᾱ_t) is not ~0 (t = 1 has 1−ᾱ = 1e-4).
     torch.testing.assert_close(x0_hat, x0, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(eps_hat[1:], eps[1:], rtol=1e-6, atol=1e-6)
     back = md.from_x0_eps(x0_hat, eps_hat, xt, t, linear, dst)
@@ -37,8 +37,8 @@ def test_eps_posterior_mean_equals_eq11(linear, batch):
     _, eps, t, xt = batch
     eps_theta = eps + 0.1
     p = md.p_mean_variance(eps_theta, xt, t, linear, parameterization="eps")
-    b = md.extract(linear.betas, t, xt)
-    eq11 = (xt - b / md.extract(linear.sqrt_one_minus_alpha_bars, t, xt) * eps_theta) / md.extract(
+    b = md.schedules.extract(linear.betas, t, xt)
+    eq11 = (xt - b / md.schedules.extract(linear.sqrt_one_minus_alpha_bars, t, xt) * eps_theta) / md.schedules.extract(
         linear.alphas.sqrt(), t, xt)
     torch.testing.assert_close(p.mean, eq11, rtol=1e-9, atol=1e-9)
 
@@ -47,7 +47,7 @@ def test_variances_of_the_reverse_process(linear, batch):
     _, eps, t, xt = batch
     small = md.p_mean_variance(eps, xt, t, linear, variance="fixed_small")
     large = md.p_mean_variance(eps, xt, t, linear, variance="fixed_large")
-    torch.testing.assert_close(large.variance, md.extract(linear.betas, t, xt).expand_as(xt))
+    torch.testing.assert_close(large.variance, md.schedules.extract(linear.betas, t, xt).expand_as(xt))
     assert bool((small.variance <= large.variance + 1e-15).all())  # β̃_t ≤ β_t
     v = torch.cat([eps, torch.ones_like(eps)], dim=1)  # v = 1 → the upper end, β_t
     learned = md.p_mean_variance(v, xt, t, linear, variance="learned_range")

@@ -23,13 +23,13 @@ def exact(linear):
     return mix, (lambda x, t: mix.score(x, t, linear))
 
 
-def test_score_on_grid_evaluates_at_code_index_t_minus_one(linear, exact):
-    """Paper time t = 100 is code index 99: the grid values equal the mixture's score there."""
+def test_score_on_grid_evaluates_at_t(linear, exact):
+    """At t = 100 the grid values equal the mixture's score at t = 100 (one time index everywhere)."""
     mix, fn = exact
     X, Y, U, V = score_on_grid(fn, 100, lim=2.0, n_grid=5)
     assert X.shape == Y.shape == U.shape == V.shape == (5, 5)
     pts = torch.tensor(np.stack([X.ravel(), Y.ravel()], 1), dtype=torch.float32)
-    want = mix.score(pts, torch.full((25,), 99), linear).numpy()
+    want = mix.score(pts, torch.full((25,), 100), linear).numpy()
     np.testing.assert_allclose(np.stack([U.ravel(), V.ravel()], 1), want, rtol=1e-6)
     assert X[0, 0] == -2.0 and X[0, -1] == 2.0 and Y[-1, 0] == 2.0
 
@@ -70,7 +70,7 @@ def test_plot_score_field_returns_labelled_axes(exact):
 @pytest.mark.parametrize(
     ("call", "error", "match"),
     [
-        (lambda fn: score_on_grid(fn, 0), ValueError, "t must be a paper time index"),
+        (lambda fn: score_on_grid(fn, 0), ValueError, "t must be a time index t = 1..T"),
         (lambda fn: score_on_grid(fn, 5, n_grid=1), ValueError, "n_grid"),
         (lambda fn: score_on_grid(fn, 5, lim=-1.0), ValueError, "lim"),
         (lambda fn: score_on_grid("not a function", 5), TypeError, "score_fn must be callable"),

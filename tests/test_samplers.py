@@ -144,5 +144,5 @@ def test_one_step_conditional_variance_is_eta_squared_posterior_variance(linear,
     next(loop)
     x1 = next(loop).x
     sub = linear.respaced(md.respace_timesteps(1000, K))
-    sigma2 = (eta**2 if sampler == "ddim" else 1.0) * sub.posterior_variance[K - 1].item()
+    sigma2 = (eta**2 if sampler == "ddim" else 1.0) * sub.posterior_variance[K].item()
     assert x1.var(0).double().numpy() == pytest.approx([sigma2] * 2, rel=5 * math.sqrt(2 / n))

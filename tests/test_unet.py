@@ -9,6 +9,7 @@ import torch
 
 from minidiff.nets.presets import PRESETS, build_unet, get_preset
 from minidiff.nets.unet import AttnBlock, Downsample, UNet, count_parameters, from_diffusers_state_dict, guided
+from minidiff.schedules import to_zero_indexed
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "unet_throughput.py"
 
@@ -135,6 +136,7 @@ def test_forward_equals_diffusers_unet2dmodel_with_the_same_weights():
     ours = UNet(in_channels=3, ch=32, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(8,), resolution=16,
                 num_groups=8, dropout=0.0).eval()
     ours.load_state_dict(from_diffusers_state_dict(theirs.state_dict()))  # strict: every tensor has a partner
-    x, t = torch.randn(2, 3, 16, 16), torch.tensor([3, 700])
+    x, t = torch.randn(2, 3, 16, 16), torch.tensor([1, 700])  # the paper's t; diffusers is fed t − 1
     with torch.no_grad():
-        torch.testing.assert_close(ours(x, t), theirs(x, t).sample, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(ours(x, t), theirs(x, to_zero_indexed(t)).sample, atol=1e-5, rtol=1e-4)
+        assert not torch.allclose(ours(x, t), theirs(x, t).sample, atol=1e-5, rtol=1e-4)  # the shift matters

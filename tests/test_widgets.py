@@ -32,9 +32,9 @@ def test_moving_the_t_slider_redraws_x_t_from_eq_4():
     w = make_widget()
     w.t_slider.value = 60
     sch = md.get_schedule("linear", 100)
-    expected = md.q_sample(w.x0, 59, sch, noise=w.noise)
+    expected = md.q_sample(w.x0, 60, sch, noise=w.noise)
     torch.testing.assert_close(shown(w), expected)
-    assert f"{float(sch.alpha_bars[59]):.3f}" in w.ax.get_title() and "t = 60" in w.ax.get_title()
+    assert f"{float(sch.alpha_bars[60]):.3f}" in w.ax.get_title() and "t = 60" in w.ax.get_title()
 
 
 def test_changing_the_schedule_redraws_with_that_schedule():
@@ -42,7 +42,7 @@ def test_changing_the_schedule_redraws_with_that_schedule():
     before = shown(w).clone()
     w.schedule_dropdown.value = "cosine"
     after = shown(w)
-    expected = md.q_sample(w.x0, 49, md.get_schedule("cosine", 100), noise=w.noise)
+    expected = md.q_sample(w.x0, 50, md.get_schedule("cosine", 100), noise=w.noise)
     torch.testing.assert_close(after, expected)
     assert not torch.allclose(before, after)
     assert w.ax.get_title().startswith("cosine")

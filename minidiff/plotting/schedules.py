@@ -16,12 +16,12 @@ def plot_schedules(names: Sequence[str] = SCHEDULES, T: int = 1000, *, size: flo
     if not names:
         raise ValueError("names must list at least one schedule, got an empty sequence")
     fig, (a_ax, snr_ax, b_ax) = plt.subplots(1, 3, figsize=(3 * size, size))
-    u = (torch.arange(T, dtype=torch.float64) + 1) / T  # the paper's t = 1..T, as a fraction of T
+    ts = torch.arange(1, T + 1)  # the paper's t = 1..T (the arrays' entry 0 is t = 0, the data)
     for name in names:
         sch = get_schedule(name, T)
-        a_ax.plot(u, sch.alpha_bars, label=name)
-        snr_ax.plot(u, sch.log_snr, label=name)
-        b_ax.plot(u, sch.betas, label=name)
+        a_ax.plot(ts / T, sch.alpha_bars[ts], label=name)
+        snr_ax.plot(ts / T, sch.log_snr[ts], label=name)
+        b_ax.plot(ts / T, sch.betas[ts], label=name)
     a_ax.set(title=r"signal kept: $\bar\alpha_t$", xlabel="$t/T$", ylabel=r"$\bar\alpha_t$")
     snr_ax.set(title=r"log SNR $= \log \bar\alpha_t/(1-\bar\alpha_t)$", xlabel="$t/T$", ylabel="log SNR")
     b_ax.set(title=r"noise added per step: $\beta_t$", xlabel="$t/T$", ylabel=r"$\beta_t$", yscale="log")

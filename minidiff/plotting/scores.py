@@ -20,14 +20,14 @@ ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 def _check_t(t: int) -> int:
     if isinstance(t, bool) or not isinstance(t, int) or t < 1:
-        raise ValueError(f"t must be a paper time index, an int >= 1, got t = {t!r}")
+        raise ValueError(f"t must be a time index t = 1..T, an int >= 1, got t = {t!r}")
     return t
 
 
 def score_on_grid(score_fn: ScoreFn, t: int, *, lim: float = DEFAULT_LIM, n_grid: int = 21):
-    """Evaluate ``score_fn`` on an n_grid × n_grid grid over [−lim, lim]² at the paper's time t.
+    """Evaluate ``score_fn`` on an n_grid × n_grid grid over [−lim, lim]² at time t (the paper's, >= 1).
 
-    ``score_fn(x, t_code)`` takes x (B, 2) and code indices t_code = t − 1 (B,), as
+    ``score_fn(x, t)`` takes x (B, 2) and t (B,), as
     :func:`minidiff.langevin.score_from_eps` does. Returns numpy arrays (X, Y, U, V), each (n_grid, n_grid).
     Chapter "Scores and Langevin dynamics".
     """
@@ -42,7 +42,7 @@ def score_on_grid(score_fn: ScoreFn, t: int, *, lim: float = DEFAULT_LIM, n_grid
     X, Y = torch.meshgrid(g, g, indexing="xy")
     x = torch.stack([X.reshape(-1), Y.reshape(-1)], dim=1)
     with torch.no_grad():
-        s = score_fn(x, torch.full((x.shape[0],), t - 1, dtype=torch.long))
+        s = score_fn(x, torch.full((x.shape[0],), t, dtype=torch.long))
     s = s.detach().to("cpu", torch.float64).numpy()
     return X.numpy(), Y.numpy(), s[:, 0].reshape(n_grid, n_grid), s[:, 1].reshape(n_grid, n_grid)
 

@@ -20,7 +20,7 @@ Snapshot = tuple[str, ArrayLike]
 
 
 def forward_snapshots(x0: torch.Tensor, schedule: Schedule, ts: Sequence[int], seed: int = 0) -> list[Snapshot]:
-    """(label, x_t) for each *paper* time t in ``ts`` (0 = data, T = the last step), x_t ~ q(x_t | x_0), Eq. 4.
+    """(label, x_t) for each t in ``ts`` (0 = data, T = the last step), x_t ~ q(x_t | x_0), Eq. 4.
 
     One noise draw ε (from ``seed``) serves every t, so a point moves smoothly from panel to panel.
     """
@@ -29,13 +29,13 @@ def forward_snapshots(x0: torch.Tensor, schedule: Schedule, ts: Sequence[int], s
     for t in ts:
         if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t <= schedule.T:
             raise ValueError(f"ts must hold ints in [0, T] = [0, {schedule.T}], got t = {t!r}")
-        xt = x0 if t == 0 else q_sample(x0, t - 1, schedule, noise=noise)
+        xt = q_sample(x0, t, schedule, noise=noise)  # x_0 itself at t = 0
         out.append((f"t = {t}", xt))
     return out
 
 
 def reverse_snapshots(states: Iterable[SampleState], ts: Sequence[int]) -> list[Snapshot]:
-    """(label, x_t) for the states of :func:`minidiff.sample_loop` whose paper time t is in ``ts``."""
+    """(label, x_t) for the states of :func:`minidiff.sample_loop` whose t is in ``ts``."""
     wanted = set(ts)
     found = [(f"t = {s.t}", s.x) for s in states if s.t in wanted]
     if len(found) != len(wanted):

@@ -16,12 +16,14 @@ from ..schedules import Schedule
 def fit(
     model: nn.Module, data: torch.Tensor, schedule: Schedule, *, steps: int = 3000,
     batch_size: int = 256, lr: float = 1e-3, loss: str = "simple", parameterization: str = "eps",
-    variance: str = "fixed_small", decoder: str = "continuous", lr_decay: bool = True,
+    variance: str = "fixed_small", decoder: str = "discrete", lr_decay: bool = True,
     seed: int = 0, progress: bool = True,
 ) -> list[float]:
     """Train ``model`` on ``data`` (N, D) with Adam for ``steps`` steps; returns the loss per step.
 
-    Algorithm 1: draw x_0 from the data, t ~ U{0..T−1}, ε ~ N(0, I), and step on the loss.
+    Algorithm 1: draw x_0 from the data, t ~ U{1..T}, ε ~ N(0, I), and step on the loss. The loss
+    options and their defaults are those of :func:`minidiff.training_losses` (the paper's; toy data
+    trained with ``loss="vlb"``/``"hybrid"`` should pass ``decoder="continuous"``).
     ``lr_decay`` anneals the learning rate to 0 with a cosine (an option; the paper keeps it fixed).
     """
     from tqdm.auto import tqdm

@@ -217,7 +217,7 @@ class Trainer:
         x0, y = self.batcher.next()
         part = slice(self.dist.rank * x0.shape[0], (self.dist.rank + 1) * x0.shape[0])
         # t and ε for the whole global batch, then this rank's slice: W processes == 1 process.
-        t = torch.randint(0, c.T, (B,), device=self.device, generator=self.noise_gen)[part]
+        t = torch.randint(1, c.T + 1, (B,), device=self.device, generator=self.noise_gen)[part]
         noise = torch.randn((B, *x0.shape[1:]), device=self.device, generator=self.noise_gen)[part]
         model_kwargs = None
         if c.class_conditional:
