@@ -2,12 +2,15 @@
 
     .venv/bin/python .ci/rerun_chapters.py                       # every notebook in notebooks/
     .venv/bin/python .ci/rerun_chapters.py notebooks/03_*.ipynb  # some of them
+    .venv/bin/python .ci/rerun_chapters.py --store               # ...and store the new outputs
 
 Each notebook runs with nbclient in its own kernel (MINIDIFF_SMOKE unset) into a temporary copy; the
 stored notebook is never modified. Prints the wall time per chapter, then every text output (stream
 and text/plain) that differs from the stored one, line by line. Lines that carry wall-clock times
 ("33 s", "[13.1 s]", "in 127 s") are expected to differ and are reported separately. Exit status 1
-if any other line differs, so "reruns give the same numbers" is checked, not assumed. Not part of
+if any other line differs, so "reruns give the same numbers" is checked, not assumed. With ``--store``
+a chapter whose numbers all match is written back with its rerun outputs (new timings, figures
+redrawn by the current code); a chapter with a differing number is never stored. Not part of
 `make test`: a full rerun of Part I takes about 7 to 8 minutes on 2 CPU cores.
 """
 
@@ -60,7 +63,8 @@ def main(argv: list[str]) -> int:
     import nbformat
     from nbclient import NotebookClient
 
-    paths = [pathlib.Path(p) for p in argv] or sorted((ROOT / "notebooks").glob("*.ipynb"))
+    store = "--store" in argv
+    paths = [pathlib.Path(p) for p in argv if p != "--store"] or sorted((ROOT / "notebooks").glob("*.ipynb"))
     env_smoke = os.environ.pop("MINIDIFF_SMOKE", None)
     if env_smoke:
         print(f"note: MINIDIFF_SMOKE={env_smoke} unset for the full rerun")
@@ -80,6 +84,9 @@ def main(argv: list[str]) -> int:
             for d in real:
                 print("  DIFFERS " + d)
             failed |= bool(real)
+            if store and not real:
+                nbformat.write(nb, path)
+                print(f"  stored the rerun outputs in {path}")
     print(f"total {total:.1f} s for {len(paths)} chapters")
     return 1 if failed else 0
 

@@ -75,8 +75,8 @@ class GaussianMixture:
         z = torch.randn(n, self.dim, dtype=torch.float64, generator=generator)
         return (self.means[k] + self.stds[k] * z).float()
 
-    def _check(self, x: torch.Tensor, t, schedule: Schedule | None, name: str = "x", need_t: bool = False,
-               need_stds: bool = False):
+    def _check(self, x: torch.Tensor, t: torch.Tensor | int | None, schedule: Schedule | None, name: str = "x",
+               need_t: bool = False, need_stds: bool = False) -> torch.Tensor | None:
         """Check x (B, ...) with D values per example, and t (with its schedule) or None; return t."""
         check_float_tensor(name, x)
         if x.dim() == 0 or x[0].numel() != self.dim:
@@ -93,7 +93,8 @@ class GaussianMixture:
             raise TypeError(f"schedule must be a minidiff Schedule when t is given, got {type(schedule).__name__}")
         return check_timesteps(t, schedule.T, batch=x.shape[0], x_name=name, device=x.device)
 
-    def _marginal(self, t: torch.Tensor | None, schedule: Schedule | None, like: torch.Tensor):
+    def _marginal(self, t: torch.Tensor | None, schedule: Schedule | None,
+                  like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Component means (B or 1, K, D) and variances of q(x_t) (of the data if t is None)."""
         if t is None:
             return self.means[None], (self.stds**2)[None]
@@ -101,7 +102,8 @@ class GaussianMixture:
         ab = ab.reshape(-1, 1, 1)
         return ab.sqrt() * self.means[None], ab * self.stds[None] ** 2 + (1 - ab)
 
-    def _log_components(self, x: torch.Tensor, t, schedule):
+    def _log_components(self, x: torch.Tensor, t: torch.Tensor | None,
+                        schedule: Schedule | None) -> tuple[torch.Tensor, ...]:
         x = x.double().reshape(x.shape[0], 1, -1)
         mu, var = self._marginal(t, schedule, x[:, 0])
         mu, var, w = mu.to(x.device), var.to(x.device), self.weights.to(x.device)
@@ -172,7 +174,8 @@ class ExactEps(nn.Module):
         return self.mixture.eps(xt, t, self.schedule)
 
 
-def gaussian_eps_model(mean, std, schedule: Schedule) -> ExactEps:
+def gaussian_eps_model(mean: torch.Tensor | list[float] | float, std: torch.Tensor | list[float] | float,
+                       schedule: Schedule) -> ExactEps:
     """ε* for data N(mean, diag std²): ε* = √(1−ᾱ_t)(x_t − √ᾱ_t μ)/(ᾱ_t s² + 1 − ᾱ_t).
 
     Eq. (4) makes q(x_t) = N(√ᾱ_t μ, ᾱ_t s² + 1 − ᾱ_t), and ε* = −√(1−ᾱ_t) ∇ log q(x_t) (Ho et al.

@@ -71,7 +71,8 @@ def respace_timesteps(T: int, K: int, spacing: str = "uniform") -> torch.Tensor:
     return ts
 
 
-def _make_generator(generator: torch.Generator | None, seed: int | None, device: torch.device):
+def _make_generator(generator: torch.Generator | None, seed: int | None,
+                    device: torch.device) -> torch.Generator | None:
     if generator is not None and seed is not None:
         raise ValueError("pass either generator or seed, not both")
     if seed is not None:

@@ -49,3 +49,36 @@ def test_no_module_imports_another_modules_private_name():
             if isinstance(node, ast.ImportFrom) and (node.level > 0 or (node.module or "").startswith("minidiff")):
                 bad += [f"{path.name}: {a.name}" for a in node.names if a.name.startswith("_")]
     assert not bad, bad
+
+
+def _time_conversions(source: str) -> list[str]:
+    """Lines of notebook code that shift a time index by one (t − 1, taus + 1, T − 1, ...).
+
+    A loop bound ``range(a, b + 1)`` (b inclusive) and comments are not conversions and are skipped.
+    """
+    import re
+
+    shift = re.compile(r"(\b(?:t|tt|ts|taus|T|s)\b|\.T\b|\])\)?\s+[-+]\s+1\b")  # code style: spaces around
+    bad = []
+    for line in source.splitlines():
+        code = re.sub(r"range\([^()]*\+\s*1\)", "range(...)", line.split("#")[0])
+        if shift.search(code) or "code ind" in line:
+            bad.append(line.strip())
+    return bad
+
+
+def test_no_notebook_converts_between_time_indices():
+    """One time index: no chapter adds or subtracts 1 to move between the paper's t and a code index."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "notebooks"
+    bad = {}
+    for path in sorted(root.glob("*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        lines = [x for c in cells if c["cell_type"] == "code" for x in _time_conversions("".join(c["source"]))]
+        if lines:
+            bad[path.name] = lines
+    assert not bad, bad
+    assert _time_conversions("x = md.q_sample(x0, t - 1, sch)\nprint((taus + 1).tolist())") == [
+        "x = md.q_sample(x0, t - 1, sch)", "print((taus + 1).tolist())"]  # the check can fail
