@@ -84,7 +84,7 @@ class ForwardProcessWidget:
             clear_output(wait=True)
             display(self.fig)
 
-    def _on_change(self, change) -> None:
+    def _on_change(self, change: dict) -> None:
         self.update()
 
     def _ipython_display_(self) -> None:

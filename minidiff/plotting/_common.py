@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 ArrayLike = Union[torch.Tensor, np.ndarray]
 
@@ -25,7 +28,7 @@ def to_points(name: str, x: ArrayLike) -> np.ndarray:
     return x.astype(np.float64, copy=False)
 
 
-def square(ax, lim: float | None = DEFAULT_LIM) -> None:
+def square(ax: Axes, lim: float | None = DEFAULT_LIM) -> None:
     """Equal aspect and limits [−lim, lim]² (autoscaled if lim is None); no ticks clutter."""
     if lim is not None:
         if not lim > 0:

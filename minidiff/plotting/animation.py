@@ -43,7 +43,7 @@ def animate_points(
     ax.set_ylabel("$x_2$")
     fig.tight_layout()
 
-    def draw(i: int):
+    def draw(i: int) -> tuple:
         scatter.set_offsets(points[i])
         if titles is not None:
             ax.set_title(titles[i])

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 
 from ._common import DATA_COLOR, DEFAULT_LIM, SAMPLE_COLOR, ArrayLike, square, to_points
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
 
 def plot_samples(
-    samples: ArrayLike, data: ArrayLike | None = None, *, ax=None, title: str | None = None,
+    samples: ArrayLike, data: ArrayLike | None = None, *, ax: Axes | None = None, title: str | None = None,
     lim: float | None = DEFAULT_LIM, s: float = 2.0, max_points: int = 5000,
-):
+) -> Axes:
     """Scatter ``samples`` (N, 2) in blue over ``data`` (M, 2) in grey on one axes; returns the axes.
 
     At most ``max_points`` of each are drawn (the first ones), so large clouds stay readable.
@@ -37,7 +42,7 @@ def plot_samples(
 def samples_grid(
     samples: Mapping[str, ArrayLike], data: Mapping[str, ArrayLike] | None = None, *,
     lim: float | None = DEFAULT_LIM, size: float = 3.2, suptitle: str | None = None,
-):
+) -> Figure:
     """One :func:`plot_samples` panel per entry of ``samples`` (title = key), data from ``data[key]``."""
     if not samples:
         raise ValueError("samples must hold at least one named point cloud, got an empty mapping")

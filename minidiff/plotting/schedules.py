@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import torch
 
 from ..schedules import SCHEDULES, get_schedule
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-def plot_schedules(names: Sequence[str] = SCHEDULES, T: int = 1000, *, size: float = 3.6):
+
+def plot_schedules(names: Sequence[str] = SCHEDULES, T: int = 1000, *, size: float = 3.6) -> Figure:
     """Three panels over t/T for each named schedule: ᾱ_t (Eq. 4's signal weight), log SNR = log ᾱ_t/(1−ᾱ_t),
     and β_t on a log scale. Returns the figure."""
     if not names:

@@ -7,6 +7,7 @@ for Eq. 4; :func:`minidiff.langevin.score_from_eps`). Chapter "Scores and Langev
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -14,6 +15,11 @@ import torch
 from matplotlib.colors import Normalize
 
 from ._common import DATA_COLOR, DEFAULT_LIM, ArrayLike, square, to_points
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from matplotlib.quiver import Quiver
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -24,7 +30,8 @@ def _check_t(t: int) -> int:
     return t
 
 
-def score_on_grid(score_fn: ScoreFn, t: int, *, lim: float = DEFAULT_LIM, n_grid: int = 21):
+def score_on_grid(score_fn: ScoreFn, t: int, *, lim: float = DEFAULT_LIM,
+                  n_grid: int = 21) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Evaluate ``score_fn`` on an n_grid × n_grid grid over [−lim, lim]² at time t (the paper's, >= 1).
 
     ``score_fn(x, t)`` takes x (B, 2) and t (B,), as
@@ -47,7 +54,8 @@ def score_on_grid(score_fn: ScoreFn, t: int, *, lim: float = DEFAULT_LIM, n_grid
     return X.numpy(), Y.numpy(), s[:, 0].reshape(n_grid, n_grid), s[:, 1].reshape(n_grid, n_grid)
 
 
-def _unit_arrows(ax, X, Y, U, V, *, norm, cmap: str, n_grid: int):
+def _unit_arrows(ax: Axes, X: np.ndarray, Y: np.ndarray, U: np.ndarray, V: np.ndarray, *, norm: Normalize,
+                 cmap: str, n_grid: int) -> Quiver:
     """Draw the field as arrows of one length (its direction), coloured by log10 of its magnitude."""
     mag = np.hypot(U, V)
     safe = np.where(mag > 0, mag, 1.0)
@@ -63,16 +71,16 @@ def _log_norm(fields: list[tuple[np.ndarray, ...]]) -> Normalize:
     return Normalize(vmin=float(lo), vmax=float(max(hi, lo + 1e-6)))
 
 
-def _scatter_data(ax, data: ArrayLike | None, max_points: int = 2000) -> None:
+def _scatter_data(ax: Axes, data: ArrayLike | None, max_points: int = 2000) -> None:
     if data is not None:
         d = to_points("data", data)[:max_points]
         ax.scatter(d[:, 0], d[:, 1], s=1.0, c=DATA_COLOR, alpha=0.6, linewidths=0)
 
 
 def plot_score_field(
-    score_fn: ScoreFn, t: int, *, ax=None, data: ArrayLike | None = None, lim: float = DEFAULT_LIM,
+    score_fn: ScoreFn, t: int, *, ax: Axes | None = None, data: ArrayLike | None = None, lim: float = DEFAULT_LIM,
     n_grid: int = 21, norm: Normalize | None = None, cmap: str = "viridis", title: str | None = None,
-):
+) -> Axes:
     """Quiver plot of ∇ log q(x_t) at the paper's time t over [−lim, lim]², data in grey behind; returns the axes.
 
     The score's size spans orders of magnitude (it grows like 1/(1−ᾱ_t) near the data and linearly far from it),
@@ -95,7 +103,7 @@ def score_field_grid(
     score_fns: Mapping[str, ScoreFn], ts: Sequence[int], *, data: ArrayLike | None = None,
     lim: float = DEFAULT_LIM, n_grid: int = 17, size: float = 2.6, cmap: str = "viridis",
     suptitle: str | None = None,
-):
+) -> Figure:
     """A grid of score fields: one row per named score function, one column per paper time t in ``ts``.
 
     Arrows show the direction of the score; colour shows log10 of its magnitude on one scale per column

@@ -6,6 +6,7 @@ Chapters "The forward process" and "Training a denoiser".
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -15,6 +16,10 @@ from ..forward import q_sample
 from ..samplers import SampleState
 from ..schedules import Schedule
 from ._common import DATA_COLOR, DEFAULT_LIM, SAMPLE_COLOR, ArrayLike, square, to_points
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 Snapshot = tuple[str, ArrayLike]
 
@@ -47,7 +52,7 @@ def snapshot_grid(
     rows: Sequence[Sequence[Snapshot]], row_labels: Sequence[str] | None = None, *,
     lim: float | None = DEFAULT_LIM, size: float = 2.2, s: float = 1.0, max_points: int = 2000,
     suptitle: str | None = None,
-):
+) -> Figure:
     """A grid of scatter plots: one row per sequence of (label, points (N, 2)) snapshots. Returns the figure."""
     if not rows or not all(rows):
         raise ValueError("rows must be a non-empty list of non-empty lists of (label, points) snapshots")
@@ -76,9 +81,9 @@ def snapshot_grid(
 
 
 def plot_paths(
-    paths: ArrayLike, *, background: ArrayLike | None = None, ax=None, title: str | None = None,
+    paths: ArrayLike, *, background: ArrayLike | None = None, ax: Axes | None = None, title: str | None = None,
     lim: float | None = DEFAULT_LIM, cmap: str = "viridis",
-):
+) -> Axes:
     """Draw N trajectories (S, N, 2) (S steps each) as lines, coloured from the first step to the last.
 
     The first point of each path gets a circle, the last a cross; ``background`` (M, 2) is drawn in grey.
