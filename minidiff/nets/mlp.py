@@ -53,7 +53,7 @@ class MLPDenoiser(nn.Module):
         self.var_head = nn.Linear(hidden, dim) if learn_variance else None
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """x: (B, D) noisy data x_t; t: (B,) integer timesteps. Returns (B, D) or (B, 2D)."""
+        """x: (B, D) noisy data x_t; t: (B,) the paper's t in 1..T. Returns (B, D) or (B, 2D)."""
         if x.dim() != 2 or x.shape[1] != self.dim:
             raise ValueError(f"MLPDenoiser expects x of shape (B, {self.dim}), got {tuple(x.shape)}")
         emb = self.time_mlp(timestep_embedding(t, self.emb_dim))
