@@ -171,3 +171,16 @@ def test_everything_after_a_bf16_network_is_float32(linear, gen):
                       variance="learned_range", clip_x0=1.0)  # clipped: an untrained net diverges
     assert x_amp.dtype == torch.float32
     torch.testing.assert_close(x_amp, x_ref, rtol=1e-5, atol=1e-5)
+
+
+def test_drawn_t_is_uniform_on_1_to_T_with_the_stream_of_randint_0_to_T(linear):
+    """t ~ U{1..T} is drawn as randint(1, T + 1), which consumes the generator exactly as the former
+    randint(0, T) + 1 did: every stored chapter output (trained networks included) reproduces."""
+    x0, seen = torch.zeros(4096, 1), []
+    g = torch.Generator().manual_seed(5)
+    md.training_losses(lambda xt, t: seen.append(t) or torch.zeros_like(xt), x0, linear, generator=g)
+    g_old = torch.Generator().manual_seed(5)
+    assert torch.equal(seen[0], torch.randint(0, linear.T, (4096,), generator=g_old) + 1)
+    torch.randn(x0.shape, generator=g_old)  # the noise training_losses draws next
+    assert torch.equal(torch.randn(3, generator=g), torch.randn(3, generator=g_old))  # same position afterwards
+    assert seen[0].min() == 1 and seen[0].max() == linear.T
