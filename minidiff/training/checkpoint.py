@@ -172,10 +172,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: torch.device | str = 
 
 
 def model_from_checkpoint(path: str | os.PathLike, weights: str = "ema", device: torch.device | str = "cpu"):
-    """Rebuild the network of a checkpoint and load its ``ema`` (default) or ``model`` weights.
+    """Rebuild the network of a checkpoint from the checkpoint alone and load its ``ema`` (default) or
+    ``model`` weights: the U-Net arguments it records (``net``), else those of its config.
 
     Returns (model in eval mode, config dict, step).
     """
+    from ..nets.unet import UNet
     from .config import TrainConfig, build_model
 
     if weights not in ("ema", "model"):
@@ -183,7 +185,7 @@ def model_from_checkpoint(path: str | os.PathLike, weights: str = "ema", device:
     state = load_checkpoint(path, map_location=device)
     try:
         config = TrainConfig.from_dict(state["config"])
-        model = build_model(config)
+        model = UNet(**state["net"]) if "net" in state else build_model(config)
         model.load_state_dict(state[weights])
     except (ValueError, TypeError, RuntimeError) as e:
         raise CheckpointError(f"{path} does not match its own config: {str(e).splitlines()[0]}") from e
