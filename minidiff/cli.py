@@ -112,7 +112,7 @@ def _preset_values(name: str) -> str:
         v = p.train[name] if name in p.train else p.unet[name]
         if isinstance(v, tuple):
             return ",".join(map(str, v)) or "none"
-        return f"{v:,}".replace(",", "_") if isinstance(v, int) and name != "warmup" else str(v)
+        return str(v)
 
     text = ", ".join(f"{p.name} {show(p)}" for p in PRESETS.values())
     return text + (f"; capped at steps // {WARMUP_SHARE}" if name == "warmup" else "")
@@ -402,7 +402,8 @@ def describe(preset: str) -> str:
     u = p.unet
     ch, mult, nb = u["ch"], tuple(u["ch_mult"]), u["num_res_blocks"]
     lines = [f"preset {p.name!r}: {p.description}",
-             f"input {p.image_shape} ({p.dataset}); ch {ch}, ch_mult {mult}, {nb} residual block{'s' * (nb != 1)} per level, "
+             f"input {p.image_shape} ({p.dataset}); ch {ch}, ch_mult {mult}, {nb} residual "
+             f"block{'s' * (nb != 1)} per level, "
              f"attention at {tuple(u['attn_resolutions'])}, dropout {u['dropout']}, "
              f"GroupNorm({u.get('num_groups', 32)})",
              f"{'level':>6} {'size':>7} {'channels':>9} {'down blocks':>12} {'up blocks':>10} {'attention':>10}"]
