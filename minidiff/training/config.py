@@ -3,7 +3,11 @@
 Adam at 2e-4, batch 128, a linear learning-rate warm-up over 5,000 steps, gradient clipping at
 norm 1, an EMA of the weights with decay 0.9999, T = 1000 with the linear β schedule, L_simple
 (Eq. 14) with ε-prediction, dropout 0.1 on CIFAR-10, random horizontal flips on CIFAR-10.
-Chapter "Training on images".
+A preset carries its own budget (steps, batch, lr, warm-up, EMA decay; ``cifar10``: the paper's,
+``cpu``: a 30-minute CPU run) and its network; fields left at None take the preset's values. Two
+deviations from the paper serve short runs and leave the paper's 800k-step run as it was: the EMA
+decay warm-up (:mod:`minidiff.training.ema`) and a learning-rate warm-up of at most a tenth of the
+run (:func:`warmup_steps`). Chapter "Training on images".
 """
 
 from __future__ import annotations
@@ -67,7 +71,7 @@ class TrainConfig:
     lr: float | None = knob(None, "Adam learning rate (default: the preset's)")
     warmup: int | None = knob(None, "linear learning-rate warm-up steps, lr * min(step / warmup, 1); 0: off "
                               f"(default: the preset's, at most steps // {WARMUP_SHARE})")
-    grad_clip: float = knob(1.0, "gradient global-norm clipping (0: off)")
+    grad_clip: float = knob(1.0, "gradient global-norm clipping (0: off, and no gradient norm in log.csv)")
     ema_decay: float | None = knob(None, "EMA decay d of the weights, the long-run value (default: the preset's)")
     ema_warmup: bool = knob(True, "EMA decay warm-up: step n uses min(d, (1 + n) / (10 + n)), so that a short run's "
                             "EMA does not keep the initial weights")

@@ -2,11 +2,16 @@
 
 Each step draws x_0 from the data, t ~ Uniform({1, ..., T}) and ε ~ N(0, I), and takes an Adam
 step on ∇_θ ‖ε − ε_θ(√ᾱ_t x_0 + √(1−ᾱ_t) ε, t)‖² (Algorithm 1; the loss is
-:func:`minidiff.losses.training_losses`). Around it: the paper's recipe (:class:`TrainConfig`),
-an EMA of the weights, AMP, ``channels_last``, optional ``torch.compile``, DDP, a CSV log, periodic
-sample grids, atomic checkpoints with exact resume, a final checkpoint on Ctrl-C or SIGTERM
-(pre-emption), a refusal to start a new run over an old one, and a guard that stops at the first
-non-finite loss or gradient. Chapter "Training on images".
+:func:`minidiff.losses.training_losses`). That step is :meth:`Trainer.train_step`; :meth:`Trainer.fit`
+calls it in a loop, then, in order, the finite check, the log row, the sample grid and the
+checkpoint, each a small helper. Around it: the preset's recipe (:class:`TrainConfig`; the paper's
+for ``cifar10``), an EMA of the weights with a decay warm-up, AMP, ``channels_last``, optional
+``torch.compile``, DDP, a CSV log, periodic sample grids, atomic checkpoints with exact resume, a
+final checkpoint on Ctrl-C or SIGTERM (pre-emption), a refusal to start a new run over an old one,
+and a guard that stops at the first log step after a non-finite loss or gradient, naming that step.
+Between log steps a single-process run makes no host synchronization (the finite flag stays on the
+device); under DDP the ranks' agreement on a stop signal reads one flag per step.
+Chapter "Training on images".
 """
 
 from __future__ import annotations
