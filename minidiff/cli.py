@@ -189,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ckpt", required=True, help="checkpoint file, e.g. runs/cpu/last.pt")
     s.add_argument("--sampler", default="ddpm", help=f"sampler: {', '.join(SAMPLERS)} (ddpm is Algorithm 2)")
     s.add_argument("--steps", type=_positive_int, default=None,
-                   help="reverse steps (default: all T of the checkpoint, 1000 for every preset)")
+                   help="reverse steps (default: all T of the checkpoint's schedule: 1000 unless it was "
+                   "trained with another --T)")
     s.add_argument("--n", type=_positive_int, default=64, help="number of images")
     s.add_argument("--out", default="samples.png", help="output: a .png grid, or an .npz holding 'images' "
                    "(N, C, H, W) uint8")

@@ -156,6 +156,7 @@ class Trainer:
         self._build_model_and_optimizer()
         self._build_data(data)
         self.step, self._saved_step, self._elapsed_before, self._fit_start = 0, -1, 0.0, None
+        self.last_fit_seconds = 0.0
         self.warmup = warmup_steps(c)
         if resume_state is not None:
             self.load(self.out / "last.pt", resume_state)
@@ -376,6 +377,7 @@ class Trainer:
             writer.writerow({"step": self.step, "loss": f"{loss:.6f}", "grad_norm": grad_norm,
                              "lr": f"{warmup_lr(self.step - 1, c.lr, self.warmup):.3e}",
                              "images_per_s": f"{ips:.1f}", "elapsed_s": f"{self.elapsed():.1f}"})
+            self._log_file.flush()
         return loss
 
     def _report_pace(self, since: tuple[int, float]) -> None:
@@ -430,6 +432,33 @@ class Trainer:
         return bool(signum)
 
     # ---------------------------------------------------------------- the loop
+    @contextlib.contextmanager
+    def _fit_session(self):
+        """Around the loop: run folder, log.csv, signal handlers, progress bar and the clock; yields (writer, bar)."""
+        from tqdm.auto import tqdm
+
+        c, main = self.config, self.dist.is_main
+        if main:
+            self.out.mkdir(parents=True, exist_ok=True)
+        log_file, writer = self._open_log() if main else (None, None)
+        self._log_file = log_file
+        self._stop, self.stopped_by, self._stop_flag = False, None, None
+        old_handlers = self._install_signal_handlers()
+        bar = tqdm(total=c.steps, initial=self.step, disable=not (c.progress and main), desc="training",
+                   unit="it", dynamic_ncols=True)
+        self.model.train()
+        self._fit_start = time.perf_counter()
+        try:
+            yield writer, bar
+        finally:
+            bar.close()
+            if log_file is not None:
+                log_file.close()
+            for sig, old in old_handlers.items():
+                signal.signal(sig, old if old is not None else signal.SIG_DFL)
+            self.last_fit_seconds = time.perf_counter() - self._fit_start
+            self._elapsed_before, self._fit_start = self._elapsed_before + self.last_fit_seconds, None
+
     def fit(self) -> dict[str, float]:
         """Train until ``config.steps``; checkpoint every ``ckpt_every`` steps, at the end, and on SIGINT/SIGTERM.
 
@@ -440,28 +469,17 @@ class Trainer:
         log step after a non-finite loss or gradient, naming that step, without saving. Returns
         {"step", "loss" (mean over the last log interval), "seconds"}.
         """
-        from tqdm.auto import tqdm
-
         c, main = self.config, self.dist.is_main
-        if main:
-            self.out.mkdir(parents=True, exist_ok=True)
-        log_file, writer = self._open_log() if main else (None, None)
-        self._stop, self.stopped_by, self._stop_flag = False, None, None
-        old_handlers = self._install_signal_handlers()
-        bar = tqdm(total=c.steps, initial=self.step, disable=not (c.progress and main), desc="training",
-                   unit="it", dynamic_ncols=True)
-        self.model.train()
-        self._fit_start = time.perf_counter()
-        first, since = self.step, (self.step, self._fit_start)
-        pace_at, loss_sum, n_sum, last_loss = first + 4, None, 0, float("nan")
-        try:
+        with self._fit_session() as (writer, bar):
+            first, since = self.step, (self.step, time.perf_counter())
+            loss_sum, n_sum, last_loss = None, 0, float("nan")
             while self.step < c.steps:
                 loss = self.train_step()
                 loss_sum, n_sum = (loss if loss_sum is None else loss_sum + loss), n_sum + 1
                 bar.update(1)
                 if self.step == first + 1:  # time from here: the first step includes one-off set-up
                     since = (self.step, time.perf_counter())
-                if self.step == pace_at and main and c.steps - self.step > 10:
+                if self.step == first + 4 and main and c.steps - self.step > 10:
                     self._report_pace(since)
                 due_ckpt = self.step % c.ckpt_every == 0
                 due_sample = c.sample_every and self.step % c.sample_every == 0
@@ -470,8 +488,6 @@ class Trainer:
                     last_loss = self._log(writer, loss_sum, n_sum, since)
                     bar.set_postfix(loss=f"{last_loss:.4f}")
                     loss_sum, n_sum, since = None, 0, (self.step, time.perf_counter())
-                    if log_file is not None:
-                        log_file.flush()
                 if due_sample and main:
                     self._sample_grid()
                 if due_ckpt:
@@ -483,15 +499,7 @@ class Trainer:
                 last_loss = all_reduce_mean(loss_sum / n_sum, self.dist).item()
             if self._saved_step != self.step:
                 self.save()  # at exit (the end, or a signal at a step boundary)
-        finally:
-            bar.close()
-            if log_file is not None:
-                log_file.close()
-            for sig, old in old_handlers.items():
-                signal.signal(sig, old if old is not None else signal.SIG_DFL)
-        seconds = time.perf_counter() - self._fit_start
-        self._elapsed_before, self._fit_start = self._elapsed_before + seconds, None
-        return {"step": self.step, "loss": last_loss, "seconds": seconds}
+        return {"step": self.step, "loss": last_loss, "seconds": self.last_fit_seconds}
 
     def close(self) -> None:
         cleanup(self.dist)
