@@ -465,9 +465,8 @@ class Trainer:
         The loop reads like Algorithm 1 plus bookkeeping: :meth:`train_step`, then at log steps the finite
         check and a log row, then sample grids and checkpoints. A signal (Ctrl-C, or the SIGTERM of a
         pre-empting scheduler) finishes the current step, saves a checkpoint there and returns;
-        :attr:`stopped_by` then holds the signal number. Raises :class:`NonFiniteError` at the first
-        log step after a non-finite loss or gradient, naming that step, without saving. Returns
-        {"step", "loss" (mean over the last log interval), "seconds"}.
+        :attr:`stopped_by` then holds the signal number. Raises :class:`NonFiniteError` at the first log step
+        after a non-finite loss or gradient, naming that step, without saving. Returns {"step", "loss", "seconds"}.
         """
         c, main = self.config, self.dist.is_main
         with self._fit_session() as (writer, bar):
