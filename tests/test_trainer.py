@@ -285,7 +285,7 @@ def test_elapsed_s_continues_across_a_resume_and_steps_are_not_duplicated(tmp_pa
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5]
     elapsed = [float(r["elapsed_s"]) for r in rows]
     assert elapsed[2] < 600 and 1000 <= elapsed[3] <= elapsed[4] < 1600
-    assert load_checkpoint(tmp_path / "last.pt")["elapsed_s"] >= elapsed[4]
+    assert load_checkpoint(tmp_path / "last.pt")["elapsed_s"] >= elapsed[4] - 0.05  # the log rounds to 0.1 s
 
 
 def test_train_prints_its_pace_and_projected_time_and_flags_a_gpu_preset_on_a_cpu(tmp_path, capsys):
