@@ -47,11 +47,18 @@ def test_refuses_a_checkpoint_whose_config_differs_naming_the_field(tmp_path):
 
 def test_corrupt_and_foreign_files_get_a_clear_error(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"\x00not a zip file")
-    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+    with pytest.raises(CheckpointError, match="not a readable checkpoint: it is binary data of 15 bytes"):
         load_checkpoint(tmp_path / "junk.pt")
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
-    with pytest.raises(CheckpointError, match="not a minidiff checkpoint"):
+    with pytest.raises(CheckpointError, match="is a PyTorch file but not a minidiff checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
+    (tmp_path / "notes.pt").write_text("step,loss\n1,0.9\n")
+    with pytest.raises(CheckpointError, match=r"it is a text file \(16 bytes, starting 'step,loss'\); expected a "
+                       r"minidiff checkpoint, the PyTorch zip file 'minidiff train' writes"):
+        load_checkpoint(tmp_path / "notes.pt")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="it is an empty file"):
+        load_checkpoint(tmp_path / "empty.pt")
     with pytest.raises(CheckpointError, match="no checkpoint at"):
         load_checkpoint(tmp_path / "missing.pt")
 
@@ -62,7 +69,7 @@ def test_loading_never_runs_pickled_code(tmp_path):
             return (print, ("pwned",))
 
     torch.save({"format": "minidiff-checkpoint/1", "step": Evil()}, tmp_path / "evil.pt")
-    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+    with pytest.raises(CheckpointError, match="a PyTorch file holding more than tensors"):
         load_checkpoint(tmp_path / "evil.pt")
 
 
@@ -156,7 +163,8 @@ def test_a_truncated_file_is_called_corrupt_at_every_cut_point(tmp_path):
     data = (tmp_path / "last.pt").read_bytes()
     for cut in (100, 1000, 5000, 20000, len(data) // 2, len(data) - 10):
         (tmp_path / "cut.pt").write_bytes(data[:cut])
-        with pytest.raises(CheckpointError, match="not a readable checkpoint .corrupt, truncated") as err:
+        with pytest.raises(CheckpointError, match="not a readable checkpoint: it is a truncated or corrupt PyTorch zip "
+                           rf"file \({cut:,} bytes") as err:
             load_checkpoint(tmp_path / "cut.pt")
         assert "cannot read" not in str(err.value), cut
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -46,11 +47,37 @@ def test_resume_to_a_step_already_reached_is_refused(tmp_path, capsys):
     assert (out / "log.csv").read_text() == log
 
 
-def test_sample_writes_a_png_grid_of_n_images(run_dir, tmp_path):
-    assert main(["sample", "--ckpt", str(run_dir / "last.pt"), "--sampler", "ddim", "--steps", "2", "--n", "4",
-                 "--out", str(tmp_path / "grid.png"), "--device", "cpu"]) == 0
+def test_sample_writes_a_png_grid_of_n_images_upscaled_unless_scale_1(run_dir, tmp_path):
+    argv = ["sample", "--ckpt", str(run_dir / "last.pt"), "--sampler", "ddim", "--steps", "2", "--n", "4",
+            "--device", "cpu"]
+    assert main([*argv, "--out", str(tmp_path / "grid.png"), "--scale", "1"]) == 0
     with Image.open(tmp_path / "grid.png") as im:
         assert im.size == (2 * 30 + 2, 2 * 30 + 2)  # 2x2 tiles of 28x28 with 2-pixel padding
+    assert main([*argv, "--out", str(tmp_path / "big.png")]) == 0
+    with Image.open(tmp_path / "big.png") as im:
+        assert im.size == (7 * 62, 7 * 62)  # the smallest integer scale reaching 400 pixels: ceil(400 / 62) = 7
+    assert main([*argv, "--out", str(tmp_path / "s.npz")]) == 0
+    images = np.load(tmp_path / "s.npz")["images"]
+    assert images.shape == (4, 1, 28, 28) and images.dtype == np.uint8
+
+
+def test_sample_defaults_to_all_t_ancestral_steps():
+    args = build_parser().parse_args(["sample", "--ckpt", "x.pt"])
+    assert (args.sampler, args.steps, args.scale) == ("ddpm", None, 0)
+
+
+def test_sample_refuses_an_unwritable_out_before_sampling(run_dir, tmp_path, capsys, monkeypatch):
+    called = []
+    monkeypatch.setattr("minidiff.training.trainer.sample_images", lambda *a, **k: called.append(1))
+    ckpt = ["sample", "--ckpt", str(run_dir / "last.pt"), "--device", "cpu"]
+    assert main([*ckpt, "--out", str(tmp_path / "no" / "dir" / "g.png")]) == 2
+    assert "the directory of --out does not exist" in _one_line_error(capsys)
+    assert main([*ckpt, "--out", str(tmp_path)]) == 2
+    assert "--out must be a .png or .npz file" in _one_line_error(capsys)
+    (tmp_path / "d.png").mkdir()
+    assert main([*ckpt, "--out", str(tmp_path / "d.png")]) == 2
+    assert "is a directory" in _one_line_error(capsys)
+    assert not called
 
 
 def test_info_prints_the_parameter_count(capsys):
@@ -64,6 +91,7 @@ def test_info_prints_the_parameter_count(capsys):
     (["sample", "--ckpt", "no/such/file.pt"], "no checkpoint at no/such/file.pt"),
     (["train", "--steps", "zero"], "expected a positive integer"),
     (["bogus"], "invalid choice"),
+    (["train", "--ch-mult", "1,x"], "expected comma-separated integers such as 1,2,2, got '1,x'"),
 ])
 def test_bad_input_is_one_line_and_exit_status_2(argv, message, capsys):
     assert main(argv) == 2
@@ -148,10 +176,25 @@ def test_train_flags_round_trip_into_the_config():
     assert (c.class_conditional, c.class_dropout) == (True, 0.2)
     assert (c.flip, c.sample_n, c.sample_steps, c.sample_sampler) == (False, 16, 20, "ddpm")
     assert (c.channels_last, c.progress, c.batch_size, c.warmup) == (False, False, 32, 0)
-    # the CLI's own defaults: a small MNIST run into runs/PRESET; everything else is TrainConfig's
+    # the CLI's own defaults: the mnist preset (and its budget) into runs/PRESET; everything else is TrainConfig's
     d = train_config_from_args(build_parser().parse_args(["train"]))
-    assert (d.preset, d.steps, d.out) == ("mnist", 20_000, "runs/mnist")
-    assert dataclasses.replace(d, preset="cifar10", data="cifar10", steps=800_000, out="runs/run") == TrainConfig()
+    assert (d.preset, d.steps, d.out, d.ch) == ("mnist", 20_000, "runs/mnist", 64)
+    assert d == TrainConfig(preset="mnist", out="runs/mnist")
+    w = train_config_from_args(build_parser().parse_args(["train", "--ch-mult", "1,2", "--attn-resolutions", ""]))
+    assert (w.ch_mult, w.attn_resolutions) == ((1, 2), ())
+
+
+def test_help_of_every_preset_field_lists_each_presets_value_from_the_presets(capsys):
+    from minidiff.nets.presets import PRESETS
+    from minidiff.training.config import PRESET_FIELDS
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    helps = {a.dest: a.help for a in sub.choices["train"]._actions}
+    for name in PRESET_FIELDS:
+        for p in PRESETS.values():
+            value = p.train[name] if name in p.train else p.unet[name]
+            shown = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+            assert f"{p.name} {shown}" in helps[name], (name, p.name, helps[name])
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -222,3 +265,59 @@ def test_sigterm_saves_a_checkpoint_at_the_step_reached_and_resume_continues_fro
     assert main([*TRAIN[:6], str(step + 1), *TRAIN[7:], "--out", str(out), "--resume"]) == 0
     assert f"from step {step} to {step + 1}" in capsys.readouterr().err
     assert load_checkpoint(out / "last.pt")["step"] == step + 1
+
+
+# ---------------------------------------------------------------- the cpu preset, end to end (issue 16)
+def test_cpu_preset_trains_in_smoke_mode_and_samples_from_its_checkpoint_alone(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "cpu"
+    assert main(["train", "--preset", "cpu", "--data", "mnist-offline", "--steps", "2", "--log-every", "1",
+                 "--no-progress", "--device", "cpu", "--threads", "1", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "preset 'cpu'" in err and "batch 64, lr 0.001, warm-up 0 (the preset's, capped at steps // 10)" in err
+    state = load_checkpoint(out / "last.pt")
+    assert state["net"]["ch"] == 16 and state["config"]["ch_mult"] == (1, 2, 2) and state["ema_updates"] == 2
+    # the network is rebuilt from the checkpoint alone, even if the preset changed since
+    from minidiff.nets import presets
+
+    monkeypatch.setitem(presets.PRESETS, "cpu", presets.PRESETS["tiny"])
+    assert main(["sample", "--ckpt", str(out / "last.pt"), "--n", "4", "--steps", "5", "--device", "cpu",
+                 "--out", str(tmp_path / "grid.png")]) == 0
+    assert "ddpm, 5 steps" in capsys.readouterr().out
+    with Image.open(tmp_path / "grid.png") as im:
+        assert im.size == (434, 434)
+
+
+def test_width_and_depth_flags_reach_the_network_and_the_checkpoint(tmp_path):
+    out = tmp_path / "w"
+    assert main([*TRAIN[:6], "1", *TRAIN[7:], "--ch", "16", "--ch-mult", "1,1", "--attn-resolutions", "",
+                 "--num-res-blocks", "2", "--out", str(out)]) == 0
+    net = load_checkpoint(out / "last.pt")["net"]
+    assert (net["ch"], tuple(net["ch_mult"]), tuple(net["attn_resolutions"]), net["num_res_blocks"]) == \
+        (16, (1, 1), (), 2)
+
+
+def test_a_setting_that_cannot_work_at_the_length_is_warned_about(tmp_path, capsys):
+    assert main([*TRAIN, "--warmup", "5000", "--out", str(tmp_path / "r")]) == 0
+    assert "minidiff: warning: warm-up 5000 >= steps 2: the learning rate never reaches lr" in \
+        capsys.readouterr().err
+
+
+def test_a_text_file_given_as_checkpoint_is_one_line_saying_what_it_is(tmp_path, capsys):
+    (tmp_path / "log.csv").write_text("step,loss\n1,0.5\n")
+    assert main(["sample", "--ckpt", str(tmp_path / "log.csv"), "--out", str(tmp_path / "g.png")]) == 2
+    err = _one_line_error(capsys)
+    assert "is not a readable checkpoint: it is a text file" in err and "expected a minidiff checkpoint" in err
+
+
+def test_errors_the_cli_did_not_raise_on_purpose_keep_their_traceback(tmp_path, monkeypatch):
+    from minidiff.training.trainer import Trainer
+
+    def bug(self):
+        raise TypeError("a bug in the trainer")
+
+    monkeypatch.setattr(Trainer, "fit", bug)
+    with pytest.raises(TypeError, match="a bug in the trainer"):
+        main([*TRAIN, "--out", str(tmp_path / "r")])
+    monkeypatch.setattr(Trainer, "fit", lambda self: (_ for _ in ()).throw(ValueError("also a bug")))
+    with pytest.raises(ValueError, match="also a bug"):
+        main([*TRAIN, "--out", str(tmp_path / "r2")])

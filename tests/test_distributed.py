@@ -84,3 +84,28 @@ def _signal_worker(rank: int, world_size: int, port: int, out: str) -> None:
 def test_a_signal_on_one_rank_stops_every_rank_at_the_same_step_with_one_checkpoint(tmp_path):
     mp.spawn(_signal_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
     assert torch.load(tmp_path / "last.pt", weights_only=True)["step"] == 3
+
+
+def _seed_worker(rank: int, world_size: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    trainer = Trainer(small_config(out, steps=1), data=small_data())
+    weights = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    ema = {k: v.clone() for k, v in trainer.ema.state_dict().items()}
+    dropout_draw = torch.rand(8)  # the global stream dropout draws from, right after set-up
+    torch.save({"weights": weights, "ema": ema, "dropout": dropout_draw}, f"{out}/rank{rank}.pt")
+    trainer.close()
+
+
+@pytest.mark.slow
+def test_every_rank_starts_from_the_same_weights_and_ema_with_its_own_dropout_stream(tmp_path):
+    """Issue 15, item 6: the same seed for the weights on every rank, the EMA a copy of them; dropout per rank."""
+    mp.spawn(_seed_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    single = Trainer(small_config(tmp_path / "single", steps=1), data=small_data())
+    for key, value in r0["weights"].items():
+        assert torch.equal(value, r1["weights"][key]) and torch.equal(value, single.model.state_dict()[key]), key
+        assert torch.equal(r0["ema"][key], value) and torch.equal(r1["ema"][key], value), key
+    assert torch.equal(r0["dropout"], torch.rand(8))  # rank 0 continues the stream of a single process...
+    assert not torch.equal(r0["dropout"], r1["dropout"])  # ...and rank 1 has its own

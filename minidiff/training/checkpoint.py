@@ -135,6 +135,31 @@ def _to_device(obj: Any, device: torch.device) -> Any:
     return obj
 
 
+EXPECTED = "a minidiff checkpoint, the PyTorch zip file 'minidiff train' writes (e.g. runs/cpu/last.pt)"
+
+
+def _describe_file(f, size: int, error: Exception) -> str:
+    """What a file that torch.load refused is, in a few words: empty, text, truncated zip, pickle, other bytes."""
+    f.seek(0)
+    head = f.read(512)
+    if size == 0:
+        return "an empty file"
+    if head.startswith(b"PK\x03\x04"):
+        if "weights only" in str(error).lower() or "weights_only" in str(error).lower():
+            return "a PyTorch file holding more than tensors (refused: loading it could run code)"
+        return f"a truncated or corrupt PyTorch zip file ({size:,} bytes; was a copy or a save interrupted?)"
+    if head[:1] == b"\x80":
+        return f"a Python pickle ({size:,} bytes; PyTorch's legacy format or other objects), not a zip file"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"binary data of {size:,} bytes in no format minidiff knows"
+    if text.isprintable() or all(c.isprintable() or c in "\n\r\t" for c in text):
+        first = text.strip().splitlines()[0][:40] if text.strip() else ""
+        return f"a text file ({size:,} bytes, starting {first!r})"
+    return f"binary data of {size:,} bytes in no format minidiff knows"
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: torch.device | str = "cpu") -> dict[str, Any]:
     """Load a checkpoint with ``weights_only=True``; raise :class:`CheckpointError` if the file is bad.
 
@@ -155,16 +180,17 @@ def load_checkpoint(path: str | os.PathLike, map_location: torch.device | str = 
         f = open(path, "rb")  # noqa: SIM115 (closed below; only opening can fail for file-system reasons)
     except OSError as e:
         raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from e
-    try:
-        with f:
+    with f:
+        try:
             state = torch.load(f, map_location="cpu", weights_only=True)
-    except MemoryError:
-        raise
-    except Exception as e:  # noqa: BLE001 (pickle, zip, OS and torch errors once the file is open mean "bad file")
-        raise CheckpointError(f"{path} is not a readable checkpoint (corrupt, truncated, or holding more than "
-                              f"tensors?): {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
+        except MemoryError:
+            raise
+        except Exception as e:  # noqa: BLE001 (pickle, zip, OS and torch errors once the file is open mean "bad file")
+            what = _describe_file(f, path.stat().st_size, e)
+            raise CheckpointError(f"{path} is not a readable checkpoint: it is {what}; expected {EXPECTED}") from e
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a minidiff checkpoint (expected format {FORMAT!r})")
+        raise CheckpointError(f"{path} is a PyTorch file but not a minidiff checkpoint (no format {FORMAT!r}); "
+                              f"expected {EXPECTED}")
     for key in ("step", "config", "model", "ema"):
         if key not in state:
             raise CheckpointError(f"{path} is incomplete: it has no {key!r} entry")
@@ -172,10 +198,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: torch.device | str = 
 
 
 def model_from_checkpoint(path: str | os.PathLike, weights: str = "ema", device: torch.device | str = "cpu"):
-    """Rebuild the network of a checkpoint and load its ``ema`` (default) or ``model`` weights.
+    """Rebuild the network of a checkpoint from the checkpoint alone and load its ``ema`` (default) or
+    ``model`` weights: the U-Net arguments it records (``net``), else those of its config.
 
     Returns (model in eval mode, config dict, step).
     """
+    from ..nets.unet import UNet
     from .config import TrainConfig, build_model
 
     if weights not in ("ema", "model"):
@@ -183,7 +211,7 @@ def model_from_checkpoint(path: str | os.PathLike, weights: str = "ema", device:
     state = load_checkpoint(path, map_location=device)
     try:
         config = TrainConfig.from_dict(state["config"])
-        model = build_model(config)
+        model = UNet(**state["net"]) if "net" in state else build_model(config)
         model.load_state_dict(state[weights])
     except (ValueError, TypeError, RuntimeError) as e:
         raise CheckpointError(f"{path} does not match its own config: {str(e).splitlines()[0]}") from e

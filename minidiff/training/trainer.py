@@ -2,11 +2,16 @@
 
 Each step draws x_0 from the data, t ~ Uniform({1, ..., T}) and ε ~ N(0, I), and takes an Adam
 step on ∇_θ ‖ε − ε_θ(√ᾱ_t x_0 + √(1−ᾱ_t) ε, t)‖² (Algorithm 1; the loss is
-:func:`minidiff.losses.training_losses`). Around it: the paper's recipe (:class:`TrainConfig`),
-an EMA of the weights, AMP, ``channels_last``, optional ``torch.compile``, DDP, a CSV log, periodic
-sample grids, atomic checkpoints with exact resume, a final checkpoint on Ctrl-C or SIGTERM
-(pre-emption), a refusal to start a new run over an old one, and a guard that stops at the first
-non-finite loss or gradient. Chapter "Training on images".
+:func:`minidiff.losses.training_losses`). That step is :meth:`Trainer.train_step`; :meth:`Trainer.fit`
+calls it in a loop, then, in order, the finite check, the log row, the sample grid and the
+checkpoint, each a small helper. Around it: the preset's recipe (:class:`TrainConfig`; the paper's
+for ``cifar10``), an EMA of the weights with a decay warm-up, AMP, ``channels_last``, optional
+``torch.compile``, DDP, a CSV log, periodic sample grids, atomic checkpoints with exact resume, a
+final checkpoint on Ctrl-C or SIGTERM (pre-emption), a refusal to start a new run over an old one,
+and a guard that stops at the first log step after a non-finite loss or gradient, naming that step.
+Between log steps a single-process run makes no host synchronization (the finite flag stays on the
+device); under DDP the ranks' agreement on a stop signal reads one flag per step.
+Chapter "Training on images".
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from ..losses import training_losses
 from ..samplers import sample
 from ..schedules import get_schedule
 from .checkpoint import CheckpointError, check_run_dir, load_checkpoint, remove_run, save_numbered
-from .config import TrainConfig, build_model, config_mismatch
+from .config import TrainConfig, build_model, config_mismatch, length_warnings, net_kwargs, warmup_steps
 from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, gather_objects, init_distributed, max_over_ranks
 from .ema import EMA
 
@@ -65,6 +70,43 @@ def warmup_lr(step: int, lr: float, warmup: int) -> float:
     return lr if warmup == 0 else lr * min(step / warmup, 1.0)
 
 
+def cuda_rng_state(device: torch.device) -> torch.Tensor | None:
+    """The CUDA RNG state of the training ``device`` only (None off CUDA), so that a resume on a machine
+    with fewer GPUs works (saving every visible GPU's state made it fail with an IndexError)."""
+    return torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+
+def set_cuda_rng_state(saved: torch.Tensor | list | None, device: torch.device) -> None:
+    """Restore :func:`cuda_rng_state` on ``device``; nothing off CUDA or when nothing was saved.
+
+    Checkpoints of earlier versions hold a list with every visible GPU's state: the entry of this
+    device's index is used if there is one, else the CUDA stream restarts from the seed.
+    """
+    if device.type != "cuda" or saved is None:
+        return
+    if isinstance(saved, (list, tuple)):
+        index = device.index or 0
+        if index >= len(saved):
+            return
+        saved = saved[index]
+    torch.cuda.set_rng_state(saved.cpu(), device)
+
+
+def seeded_model(config: TrainConfig, rank: int = 0):
+    """The network of ``config`` with weights from ``config.seed``, and the dropout stream seeded (seed once).
+
+    Every rank builds identical initial weights (the same seed), so DDP's broadcast changes nothing;
+    the global RNG that dropout draws from then continues on rank 0, as in a single process, and is
+    re-seeded with seed + rank on the other ranks, so their dropout masks differ. The data order, t
+    and ε come from their own generators (see :class:`Trainer`).
+    """
+    torch.manual_seed(config.seed)
+    model = build_model(config)
+    if rank:
+        torch.manual_seed(config.seed + rank)
+    return model
+
+
 @torch.no_grad()
 def sample_images(model, config: TrainConfig | dict, n: int, *, sampler: str = "ddim", steps: int | None = 50,
                   seed: int = 0, device: torch.device | str = "cpu", labels: torch.Tensor | None = None,
@@ -87,7 +129,7 @@ def sample_images(model, config: TrainConfig | dict, n: int, *, sampler: str = "
 
 
 class Trainer:
-    """Trains the U-Net of ``config.preset`` on ``config.data``; ``fit()`` runs to ``config.steps``.
+    """Trains the U-Net of ``config`` on ``config.data``; ``fit()`` runs to ``config.steps``.
 
     ``resume=True`` continues from ``<out>/last.pt`` (if it exists) after checking that the
     run-defining fields of its config equal this config's. Without it, a folder that already holds
@@ -95,6 +137,10 @@ class Trainer:
     which deletes that run's checkpoints, ``log.csv`` and sample grids (see
     :func:`~minidiff.training.checkpoint.check_run_dir`).
     ``data`` replaces the named data set (tests use small arrays).
+
+    The streams of randomness: weights from ``seed`` on every rank and dropout per rank
+    (:func:`seeded_model`); the data order from ``seed`` and t, ε from ``seed + 1``, drawn for the
+    whole global batch on every rank, each keeping its slice, so that W processes take the steps of one.
     """
 
     def __init__(self, config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
@@ -107,65 +153,73 @@ class Trainer:
         resume_state = None
         if resume and (self.out / "last.pt").exists():  # refuse another run's checkpoint before any work
             resume_state = self._check_resumable(self.out / "last.pt")
-        self.amp_dtype, use_scaler = resolve_amp(c.amp, self.device)
-        torch.manual_seed(c.seed + self.dist.rank)  # initial weights: same on every rank; dropout differs
-        self.model = build_model(c)
-        torch.manual_seed(c.seed + self.dist.rank)
-        self.channels_last = c.channels_last and self.device.type == "cuda"
-        self.model.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
-        self.ema = EMA(self.model, c.ema_decay)
-        fused = self.device.type == "cuda"
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=c.lr, betas=(c.adam_beta1, c.adam_beta2),
-                                          eps=c.adam_eps, fused=fused or None)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
-        self.schedule = get_schedule(c.schedule, c.T).to(self.device)
-
-        if data is None:  # the main process downloads first; the others then read its cache
-            if not self.dist.is_main:
-                barrier(self.dist)
-            data = load_dataset(c.data, root=c.data_dir, offline=c.offline)
-            if self.dist.is_main:
-                barrier(self.dist)
-            self._expect_preset_shape = True
-        else:
-            self._expect_preset_shape = False
-        self.data = data
-        from ..nets.presets import get_preset
-
-        expected = get_preset(c.preset).image_shape
-        if self._expect_preset_shape and self.data.image_shape != expected:
-            raise ValueError(f"preset {c.preset!r} is for images {expected}, data {c.data!r} has "
-                             f"{self.data.image_shape}")
-        flip = self.data.flip if c.flip is None else c.flip
-        self.batcher = ImageBatcher(self.data.images, self.data.labels if c.class_conditional else None,
-                                    c.batch_size, flip=flip, device=self.device, seed=c.seed,
-                                    rank=self.dist.rank, world_size=self.dist.world_size)
-        self.noise_gen = torch.Generator(device=self.device).manual_seed(c.seed + 1)
-        self.step = 0
-        self._saved_step = -1
+        self._build_model_and_optimizer()
+        self._build_data(data)
+        self.step, self._saved_step, self._elapsed_before, self._fit_start = 0, -1, 0.0, None
+        self.last_fit_seconds = 0.0
+        self.warmup = warmup_steps(c)
         if resume_state is not None:
             self.load(self.out / "last.pt", resume_state)
-
-        net = self.model
-        if self.dist.distributed:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            net = DDP(net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        self.net = torch.compile(net) if c.compile else net
+        self.warnings = length_warnings(c, self.warmup)
+        self._finite = torch.ones((), dtype=torch.bool, device=self.device)  # all steps so far finite (on device)
+        self._first_bad = torch.zeros(3, device=self.device)  # (step, loss, grad norm) of the first bad step
+        self._grad_norm = torch.zeros((), device=self.device)
         self._stop = False
         self.stopped_by: int | None = None  # the signal number that ended the last fit() early, if any
         if overwrite and self.dist.is_main:  # everything above succeeded: only now delete the old run
             remove_run(self.out)
 
+    def _build_model_and_optimizer(self) -> None:
+        """Network (seeded, on device, DDP-wrapped, optionally compiled), then its EMA, Adam, scaler, schedule."""
+        c = self.config
+        self.amp_dtype, use_scaler = resolve_amp(c.amp, self.device)
+        self.model = seeded_model(c, self.dist.rank)
+        self.channels_last = c.channels_last and self.device.type == "cuda"
+        self.model.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
+        net = self.model
+        if self.dist.distributed:  # DDP broadcasts rank 0's weights; they are identical anyway (same seed)
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            net = DDP(net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.net = torch.compile(net) if c.compile else net
+        self.ema = EMA(self.model, c.ema_decay, warmup=c.ema_warmup)  # after the broadcast: a copy of the replicas
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=c.lr, betas=(c.adam_beta1, c.adam_beta2),
+                                          eps=c.adam_eps, fused=(self.device.type == "cuda") or None)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
+        self.schedule = get_schedule(c.schedule, c.T).to(self.device)
+
+    def _build_data(self, data: ImageData | None) -> None:
+        """The uint8 images on the device and the batch pipeline (the main process downloads first)."""
+        from ..nets.presets import get_preset
+
+        c = self.config
+        if data is None:
+            if not self.dist.is_main:
+                barrier(self.dist)
+            data = load_dataset(c.data, root=c.data_dir, offline=c.offline)
+            if self.dist.is_main:
+                barrier(self.dist)
+            expected = get_preset(c.preset).image_shape
+            if data.image_shape != expected:
+                raise ValueError(f"preset {c.preset!r} is for images {expected}, data {c.data!r} has "
+                                 f"{data.image_shape}")
+        self.data = data
+        flip = data.flip if c.flip is None else c.flip
+        self.batcher = ImageBatcher(data.images, data.labels if c.class_conditional else None, c.batch_size,
+                                    flip=flip, device=self.device, seed=c.seed, rank=self.dist.rank,
+                                    world_size=self.dist.world_size)
+        self.noise_gen = torch.Generator(device=self.device).manual_seed(c.seed + 1)
+
     # ---------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly (collective in DDP: every rank must call it)."""
         cpu_states = gather_objects(torch.get_rng_state(), self.dist)
-        cuda_states = gather_objects(torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [], self.dist)
+        cuda_states = gather_objects(cuda_rng_state(self.device), self.dist)
         return {
-            "step": self.step, "config": self.config.to_dict(), "model": self.model.state_dict(),
-            "ema": self.ema.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict(),
+            "step": self.step, "config": self.config.to_dict(), "net": net_kwargs(self.config),
+            "model": self.model.state_dict(), "ema": self.ema.state_dict(), "ema_updates": self.ema.num_updates,
+            "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
+            "warmup": self.warmup, "elapsed_s": self.elapsed(),
             "rng": {"cpu": cpu_states, "cuda": cuda_states, "data": self.batcher.state_dict(),
                     "noise": self.noise_gen.get_state()},
         }
@@ -182,7 +236,7 @@ class Trainer:
         state = state if state is not None else self._check_resumable(path)
         try:
             self.model.load_state_dict(state["model"])
-            self.ema.load_state_dict(state["ema"])
+            self.ema.load_state_dict(state["ema"], state.get("ema_updates", state["step"]))
             self.optimizer.load_state_dict(state["optimizer"])
             if state.get("scaler"):
                 self.scaler.load_state_dict(state["scaler"])
@@ -192,11 +246,13 @@ class Trainer:
         except (KeyError, RuntimeError, ValueError) as e:
             raise CheckpointError(f"{path} could not be restored: {type(e).__name__}: {str(e).splitlines()[0]}") from e
         self.step = self._saved_step = int(state["step"])
-        cpu = rng["cpu"]
+        self.warmup = int(state.get("warmup", self.warmup))  # the run's own warm-up, whatever --steps is now
+        self._elapsed_before = float(state.get("elapsed_s", 0.0))
+        cpu, cuda = rng["cpu"], rng.get("cuda", [])
         if len(cpu) == self.dist.world_size:  # same number of processes: each rank continues its own stream
             torch.set_rng_state(cpu[self.dist.rank].cpu())
-            if torch.cuda.is_available() and len(rng["cuda"]) == self.dist.world_size and rng["cuda"][self.dist.rank]:
-                torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"][self.dist.rank]])
+            if len(cuda) == self.dist.world_size:
+                set_cuda_rng_state(cuda[self.dist.rank], self.device)
         else:  # a different world size: a fresh, still deterministic dropout stream per rank
             torch.manual_seed(self.config.seed + 1000 * self.step + self.dist.rank)
 
@@ -210,13 +266,15 @@ class Trainer:
         barrier(self.dist)
         return path
 
-    # ---------------------------------------------------------------- training
-    def _train_step(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step of Algorithm 1 on this rank's part of the batch; returns (loss, grad norm) on device."""
+    def elapsed(self) -> float:
+        """Training seconds of the whole run, across resumes (the ``elapsed_s`` column of log.csv)."""
+        running = time.perf_counter() - self._fit_start if self._fit_start is not None else 0.0
+        return self._elapsed_before + running
+
+    # ---------------------------------------------------------------- one step of Algorithm 1
+    def _loss(self, x0: torch.Tensor, y: torch.Tensor | None, part: slice) -> torch.Tensor:
+        """L_simple (Eq. 14, or the configured loss) on this rank's slice; t and ε drawn for the global batch."""
         c, B = self.config, self.config.batch_size
-        x0, y = self.batcher.next()
-        part = slice(self.dist.rank * x0.shape[0], (self.dist.rank + 1) * x0.shape[0])
-        # t and ε for the whole global batch, then this rank's slice: W processes == 1 process.
         t = torch.randint(1, c.T + 1, (B,), device=self.device, generator=self.noise_gen)[part]
         noise = torch.randn((B, *x0.shape[1:]), device=self.device, generator=self.noise_gen)[part]
         model_kwargs = None
@@ -226,36 +284,65 @@ class Trainer:
         if self.channels_last:
             x0 = x0.contiguous(memory_format=torch.channels_last)
             noise = noise.contiguous(memory_format=torch.channels_last)
-        for group in self.optimizer.param_groups:
-            group["lr"] = warmup_lr(self.step, c.lr, c.warmup)
         autocast = torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else \
             contextlib.nullcontext()
         with autocast:
-            loss = training_losses(self.net, x0, self.schedule, t=t, noise=noise, loss=c.loss,
+            return training_losses(self.net, x0, self.schedule, t=t, noise=noise, loss=c.loss,
                                    parameterization=c.parameterization, variance=c.variance,
                                    model_kwargs=model_kwargs).mean()
+
+    def train_step(self) -> torch.Tensor:
+        """One optimizer step of Algorithm 1; returns the loss, a 0-dim tensor on the device, without a host sync.
+
+        Batch from the on-device uint8 pipeline, forward and loss under AMP, backward, gradient clipping
+        (no clipping work when ``grad_clip`` is 0), Adam at the warm-up learning rate, the EMA update,
+        and the on-device finite flag. Advances :attr:`step`.
+        """
+        c = self.config
+        x0, y = self.batcher.next()
+        part = slice(self.dist.rank * x0.shape[0], (self.dist.rank + 1) * x0.shape[0])
+        for group in self.optimizer.param_groups:
+            group["lr"] = warmup_lr(self.step, c.lr, self.warmup)
+        loss = self._loss(x0, y, part)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
-        self.scaler.unscale_(self.optimizer)
-        params = list(self.model.parameters())
         if c.grad_clip > 0:
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, c.grad_clip, foreach=True)
-        else:
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, float("inf"), foreach=True)  # the norm, no clipping
+            self.scaler.unscale_(self.optimizer)
+            self._grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip, foreach=True)
         self.scaler.step(self.optimizer)  # skipped by the scaler after an fp16 overflow
         self.scaler.update()
         self.ema.update(self.model)
-        return loss.detach(), grad_norm.detach()
+        self.step += 1
+        loss = loss.detach()
+        self._update_finite(loss)
+        return loss
 
-    def _check_finite(self, step: int, loss: torch.Tensor, grad_norm: torch.Tensor) -> None:
-        # Under fp16 an infinite gradient is an overflow the GradScaler skips; only the loss counts then.
-        ok = torch.isfinite(loss) if self.scaler.is_enabled() else torch.isfinite(loss) & torch.isfinite(grad_norm)
-        if bool(ok):
+    def _update_finite(self, loss: torch.Tensor) -> None:
+        """Fold this step into the on-device finite flag, keeping the first bad step's numbers (no host sync).
+
+        Under fp16 an infinite gradient is an overflow the GradScaler skips, so only the loss counts
+        there; without clipping the gradient norm is not computed, and a bad gradient shows in the
+        next step's loss.
+        """
+        ok = torch.isfinite(loss)
+        if not self.scaler.is_enabled() and self.config.grad_clip > 0:
+            ok = ok & torch.isfinite(self._grad_norm)
+        first = self._finite & ~ok
+        now = torch.stack([torch.full_like(loss, self.step, dtype=torch.float32), loss.float(),
+                           self._grad_norm.float()])
+        self._first_bad = torch.where(first, now, self._first_bad)
+        self._finite = self._finite & ok
+
+    # ---------------------------------------------------------------- the helpers fit() calls
+    def check_finite(self) -> None:
+        """Raise :class:`NonFiniteError` if any step so far was non-finite (reads the device flag: one sync)."""
+        if bool(self._finite):
             return
+        step, loss, grad_norm = self._first_bad.tolist()
         amp = {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.amp_dtype]
         raise NonFiniteError(
-            f"non-finite training signal at step {step} (loss = {loss.item():.4g}, gradient norm = "
-            f"{grad_norm.item():.4g}); stopped without saving, so the last good checkpoint in {self.out} is "
+            f"non-finite training signal at step {int(step)} (loss = {loss:.4g}, gradient norm = "
+            f"{grad_norm:.4g}); stopped without saving, so the last good checkpoint in {self.out} is "
             f"untouched. Likely causes: a learning rate too high (lr = {self.config.lr}; try a smaller one or a "
             f"longer warm-up), mixed precision (amp = {amp}; try --amp bf16 or --amp off), or too little "
             f"gradient clipping (grad_clip = {self.config.grad_clip}).")
@@ -268,9 +355,10 @@ class Trainer:
         save_image_grid(images, self.out / "samples" / f"step-{self.step:08d}.png")
 
     def _open_log(self):
+        """log.csv opened for appending; rows past the resumed step (a crash after the checkpoint) are dropped."""
         path = self.out / "log.csv"
         rows = []
-        if path.exists():  # drop rows past the resumed step: the log then reads like one straight run
+        if path.exists():
             with open(path, newline="") as f:
                 rows = [r for r in csv.DictReader(f) if r.get("step", "").isdigit() and int(r["step"]) <= self.step]
         f = open(path, "w", newline="")  # noqa: SIM115 (closed in fit)
@@ -278,6 +366,34 @@ class Trainer:
         writer.writeheader()
         writer.writerows({k: r.get(k, "") for k in LOG_FIELDS} for r in rows)
         return f, writer
+
+    def _log(self, writer, loss_sum: torch.Tensor, n: int, since: tuple[int, float]) -> float:
+        """Write one log.csv row (mean loss over the last ``n`` steps, over all ranks); returns that loss."""
+        c, now = self.config, time.perf_counter()
+        loss = all_reduce_mean(loss_sum / n, self.dist).item()
+        ips = (self.step - since[0]) * c.batch_size / max(now - since[1], 1e-9)
+        if writer is not None:
+            grad_norm = f"{self._grad_norm.item():.4f}" if c.grad_clip > 0 else ""
+            writer.writerow({"step": self.step, "loss": f"{loss:.6f}", "grad_norm": grad_norm,
+                             "lr": f"{warmup_lr(self.step - 1, c.lr, self.warmup):.3e}",
+                             "images_per_s": f"{ips:.1f}", "elapsed_s": f"{self.elapsed():.1f}"})
+            self._log_file.flush()
+        return loss
+
+    def _report_pace(self, since: tuple[int, float]) -> None:
+        """Print s/step and the projected time to ``config.steps``, from the steps since ``since`` (one sync)."""
+        from ..nets.presets import get_preset
+
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        per_step = (time.perf_counter() - since[1]) / max(self.step - since[0], 1)
+        left = (self.config.steps - self.step) * per_step
+        hint = ""
+        if get_preset(self.config.preset).hardware == "gpu" and self.device.type == "cpu":
+            hint = (f"; preset {self.config.preset!r} is sized for a GPU: on a CPU, --preset cpu trains in about "
+                    "30 minutes")
+        print(f"minidiff: {per_step:.3g} s/step on {self.device}: about {_duration(left)} for the remaining "
+              f"{self.config.steps - self.step} steps{hint}", file=sys.stderr, flush=True)
 
     def _install_signal_handlers(self) -> dict[int, Any]:
         """On SIGINT or SIGTERM, finish the current step, save and return; a second one stops at once.
@@ -304,94 +420,113 @@ class Trainer:
                 previous[sig] = signal.signal(sig, handler)
         return previous
 
-    def fit(self) -> dict[str, float]:
-        """Train until ``config.steps``; checkpoint every ``ckpt_every`` steps, at the end, and on SIGINT/SIGTERM.
+    def _stop_agreed(self) -> bool:
+        """Whether to stop after this step. Under DDP the ranks agree one step late (an all-reduce MAX of the
+        signal number, read the next step), so that their collective checkpoint cannot deadlock."""
+        if not self.dist.distributed:
+            return self._stop
+        signum = 0 if self._stop_flag is None else int(self._stop_flag.item())
+        self._stop_flag = max_over_ranks(self.stopped_by or 0, self.dist)
+        if signum:
+            self.stopped_by = self.stopped_by or signum
+        return bool(signum)
 
-        A signal (Ctrl-C, or the SIGTERM of a pre-empting scheduler) finishes the current step, saves a
-        checkpoint there and returns; :attr:`stopped_by` then holds the signal number. Under DDP the
-        ranks agree on the step to stop at (one step after the first rank's signal), so their
-        collective checkpoint cannot deadlock. Raises :class:`NonFiniteError` at the first non-finite
-        loss or gradient, without saving. Returns {"step", "loss" (mean over the last log interval), "seconds"}.
-        """
+    # ---------------------------------------------------------------- the loop
+    @contextlib.contextmanager
+    def _fit_session(self):
+        """Around the loop: run folder, log.csv, signal handlers, progress bar and the clock; yields (writer, bar)."""
         from tqdm.auto import tqdm
 
         c, main = self.config, self.dist.is_main
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
         log_file, writer = self._open_log() if main else (None, None)
-        self._stop, self.stopped_by = False, None
+        self._log_file = log_file
+        self._stop, self.stopped_by, self._stop_flag = False, None, None
         old_handlers = self._install_signal_handlers()
         bar = tqdm(total=c.steps, initial=self.step, disable=not (c.progress and main), desc="training",
                    unit="it", dynamic_ncols=True)
         self.model.train()
-        start = last_time = time.perf_counter()
-        loss_sum, n_sum, last_loss, last_step = None, 0, float("nan"), self.step
-        pending = None  # (step, loss, grad norm) of the previous step, checked one step late (no GPU stall)
-        stop_flag = None  # DDP: the signal any rank got, as of the previous step (0: none), read one step late
+        self._fit_start = time.perf_counter()
         try:
-            while self.step < c.steps and not (self._stop and not self.dist.distributed):
-                loss, grad_norm = self._train_step()
-                self.step += 1
-                if pending is not None:
-                    self._check_finite(*pending)
-                pending = (self.step, loss, grad_norm)
-                loss_sum = loss if loss_sum is None else loss_sum + loss
-                n_sum += 1
-                bar.update(1)
-                due_log = self.step % c.log_every == 0 or self.step == c.steps
-                due_ckpt = self.step % c.ckpt_every == 0
-                due_sample = c.sample_every and self.step % c.sample_every == 0
-                if due_log or due_ckpt or due_sample:
-                    self._check_finite(*pending)
-                    pending = None
-                if due_log:
-                    now = time.perf_counter()
-                    last_loss = all_reduce_mean(loss_sum / n_sum, self.dist).item()  # over the global batch
-                    ips = (self.step - last_step) * c.batch_size / max(now - last_time, 1e-9)
-                    bar.set_postfix(loss=f"{last_loss:.4f}", img_s=f"{ips:.0f}")
-                    if main:
-                        writer.writerow({"step": self.step, "loss": f"{last_loss:.6f}",
-                                         "grad_norm": f"{grad_norm.item():.4f}",
-                                         "lr": f"{warmup_lr(self.step - 1, c.lr, c.warmup):.3e}",
-                                         "images_per_s": f"{ips:.1f}", "elapsed_s": f"{now - start:.1f}"})
-                        log_file.flush()
-                    loss_sum, n_sum, last_time, last_step = None, 0, now, self.step
-                if due_sample and main:
-                    self._sample_grid()
-                if due_ckpt:
-                    self.save()
-                if self.dist.distributed:  # every rank reads the same value, so all stop after the same step
-                    signum = 0 if stop_flag is None else int(stop_flag.item())
-                    stop_flag = max_over_ranks(self.stopped_by or 0, self.dist)
-                    if signum:
-                        self.stopped_by = self.stopped_by or signum
-                        break
-            if pending is not None:
-                self._check_finite(*pending)
-            if loss_sum is not None:  # steps since the last log row (e.g. after Ctrl-C)
-                last_loss = (loss_sum / n_sum).item()
-            if self._saved_step != self.step:
-                self.save()  # at exit (the end, or a signal at a step boundary)
+            yield writer, bar
         finally:
             bar.close()
             if log_file is not None:
                 log_file.close()
             for sig, old in old_handlers.items():
                 signal.signal(sig, old if old is not None else signal.SIG_DFL)
-        return {"step": self.step, "loss": last_loss, "seconds": time.perf_counter() - start}
+            self.last_fit_seconds = time.perf_counter() - self._fit_start
+            self._elapsed_before, self._fit_start = self._elapsed_before + self.last_fit_seconds, None
+
+    def fit(self) -> dict[str, float]:
+        """Train until ``config.steps``; checkpoint every ``ckpt_every`` steps, at the end, and on SIGINT/SIGTERM.
+
+        The loop reads like Algorithm 1 plus bookkeeping: :meth:`train_step`, then at log steps the finite
+        check and a log row, then sample grids and checkpoints. A signal (Ctrl-C, or the SIGTERM of a
+        pre-empting scheduler) finishes the current step, saves a checkpoint there and returns;
+        :attr:`stopped_by` then holds the signal number. Raises :class:`NonFiniteError` at the first log step
+        after a non-finite loss or gradient, naming that step, without saving. Returns {"step", "loss", "seconds"}.
+        """
+        c, main = self.config, self.dist.is_main
+        with self._fit_session() as (writer, bar):
+            first, since = self.step, (self.step, time.perf_counter())
+            loss_sum, n_sum, last_loss = None, 0, float("nan")
+            while self.step < c.steps:
+                loss = self.train_step()
+                loss_sum, n_sum = (loss if loss_sum is None else loss_sum + loss), n_sum + 1
+                bar.update(1)
+                if self.step == first + 1:  # time from here: the first step includes one-off set-up
+                    since = (self.step, time.perf_counter())
+                if self.step == first + 4 and main and c.steps - self.step > 10:
+                    self._report_pace(since)
+                due_ckpt = self.step % c.ckpt_every == 0
+                due_sample = c.sample_every and self.step % c.sample_every == 0
+                if self.step % c.log_every == 0 or self.step == c.steps or due_ckpt or due_sample:
+                    self.check_finite()  # before anything is written from these weights
+                    last_loss = self._log(writer, loss_sum, n_sum, since)
+                    bar.set_postfix(loss=f"{last_loss:.4f}")
+                    loss_sum, n_sum, since = None, 0, (self.step, time.perf_counter())
+                if due_sample and main:
+                    self._sample_grid()
+                if due_ckpt:
+                    self.save()
+                if self._stop_agreed():
+                    break
+            self.check_finite()
+            if loss_sum is not None:  # steps since the last log row (e.g. after Ctrl-C)
+                last_loss = all_reduce_mean(loss_sum / n_sum, self.dist).item()
+            if self._saved_step != self.step:
+                self.save()  # at exit (the end, or a signal at a step boundary)
+        return {"step": self.step, "loss": last_loss, "seconds": self.last_fit_seconds}
 
     def close(self) -> None:
         cleanup(self.dist)
 
 
+def _duration(seconds: float) -> str:
+    """'42 s', '12 min', '3.4 h' or '5.6 days'."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
 def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
           data: ImageData | None = None) -> dict[str, float]:
-    """Build a :class:`Trainer` and run it to ``config.steps`` (the one-call API)."""
+    """Build a :class:`Trainer` and run it to ``config.steps`` (the one-call API); warnings go to ``warnings``."""
+    import warnings
+
     trainer = Trainer(config, resume=resume, overwrite=overwrite, data=data)
+    for message in trainer.warnings:
+        warnings.warn(message, stacklevel=2)
     try:
         return trainer.fit()
     finally:
         trainer.close()
 
 
-__all__ = ["NonFiniteError", "Trainer", "resolve_amp", "sample_images", "train", "warmup_lr"]
+__all__ = ["NonFiniteError", "Trainer", "resolve_amp", "sample_images", "seeded_model", "train", "warmup_lr"]
