@@ -83,6 +83,11 @@ class AttnBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, C, H, W = x.shape
         qkv = self.qkv(self.norm(x)).reshape(B, 3, 1, C, H * W).transpose(-1, -2)  # (B, 3, heads=1, HW, C)
+        if qkv.stride(-1) != 1:
+            # NCHW input: channels have stride H·W here. The flash and memory-efficient SDPA kernels need
+            # the head dimension (C) at stride 1, else PyTorch falls back to the slow math kernel. In
+            # channels_last the view above already has stride 1 and no copy is made.
+            qkv = qkv.contiguous()
         h = F.scaled_dot_product_attention(qkv[:, 0], qkv[:, 1], qkv[:, 2])  # (B, 1, HW, C), scale 1/√C
         h = h.transpose(-1, -2).reshape(B, C, H, W)
         return x + self.proj_out(h)
@@ -103,6 +108,28 @@ class Downsample(nn.Module):
         return self.conv(F.pad(x, pads))
 
 
+# CUDA's channels_last nearest-neighbour kernel returns zeros once its output has 2^31 elements or more
+# (pytorch/pytorch#141831); for the cifar10 U-Net that is a batch of 8,192 at the last up-sampling.
+NEAREST_NHWC_MAX_ELEMENTS = 2**31 - 1
+
+
+def upsample_nearest(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """``F.interpolate(x, size, mode="nearest")`` that stays correct for channels_last outputs of 2^31+ elements.
+
+    Such a batch is up-sampled in pieces along the batch dimension, each under
+    :data:`NEAREST_NHWC_MAX_ELEMENTS` output elements, and the pieces are concatenated. That keeps the
+    channels_last layout (making the input contiguous instead would turn the rest of the up path
+    into NCHW) and costs one extra copy, only at such sizes. x: (B, C, H, W); returns (B, C, *size).
+    """
+    size = tuple(int(n) for n in size)
+    per_image = x.shape[1] * size[0] * size[1]
+    channels_last = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+    if not channels_last or x.shape[0] * per_image <= NEAREST_NHWC_MAX_ELEMENTS:
+        return F.interpolate(x, size=size, mode="nearest")
+    step = max(1, NEAREST_NHWC_MAX_ELEMENTS // per_image)
+    return torch.cat([F.interpolate(part, size=size, mode="nearest") for part in x.split(step)])
+
+
 class Upsample(nn.Module):
     """Nearest-neighbour up-sampling to the skip connection's size (2x), then a 3x3 convolution."""
 
@@ -111,7 +138,7 @@ class Upsample(nn.Module):
         self.conv = _init(nn.Conv2d(ch, ch, 3, padding=1))
 
     def forward(self, x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-        return self.conv(F.interpolate(x, size=tuple(size), mode="nearest"))
+        return self.conv(upsample_nearest(x, size))
 
 
 class UNet(nn.Module):
