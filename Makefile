@@ -9,7 +9,7 @@ MATHJAX := _build/_mathjax/mathjax/tex-chtml.js
 CHROMIUM ?= /usr/bin/chromium
 CHROMEDRIVER ?= /usr/bin/chromedriver
 
-.PHONY: setup test unit notebooks lint book browser browser-deps clean help
+.PHONY: setup test unit notebooks lint gpucheck-dry book browser browser-deps clean help
 
 # `make` alone installs everything the tests and the book need, then lists the targets.
 setup: $(STAMP) browser-deps $(MATHJAX) help
@@ -18,6 +18,7 @@ help:
 	@echo "make       - install everything (.venv, MathJax for the book, Debian chromium + chromium-driver)"
 	@echo "make test   - install (if needed), ruff, unit tests, notebooks in smoke mode (nbval),"
 	@echo "              the HTML book, and the headless-Chromium test of every page"
+	@echo "make gpucheck-dry - rehearse bench/gpu_check.sh on CPU (part of make test)"
 	@echo "make book   - install (if needed), build the HTML book into _build/html"
 	@echo "make browser - test the built book in headless Chromium (after make book)"
 
@@ -65,7 +66,12 @@ book: $(STAMP) $(MATHJAX)
 browser: $(STAMP) browser-deps
 	MINIDIFF_REQUIRE_BOOK=1 CHROMIUM=$(CHROMIUM) CHROMEDRIVER=$(CHROMEDRIVER) $(BIN)/python -m pytest -q -rP -p no:randomly tests/test_book_browser.py
 
-test: lint unit notebooks
+# The CPU rehearsal of bench/gpu_check.sh (every stage at tiny sizes, about a minute), so the GPU run
+# cannot fail on a typo; its files land in _build/gpu-check-dry.
+gpucheck-dry: $(STAMP)
+	OUT=_build/gpu-check-dry PYTHON=$(BIN)/python bash bench/gpu_check.sh --cpu-dry-run
+
+test: lint unit notebooks gpucheck-dry
 	$(MAKE) book
 	$(MAKE) browser
 
