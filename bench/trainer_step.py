@@ -27,7 +27,6 @@ import argparse
 import contextlib
 import gc
 import json
-import math
 import platform
 import re
 import sys
@@ -40,7 +39,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from unet_throughput import DiffusersEps, load_diffusers, summarize  # noqa: E402
+from unet_throughput import DiffusersEps, diffusers_equivalent, load_diffusers, summarize  # noqa: E402
 
 SETTINGS = ("eager", "compiled")
 # Dense bf16 tensor-core peaks from NVIDIA's datasheets (TFLOP/s), matched against the device name in order.
@@ -49,38 +48,15 @@ TARGETS = {"eager_it_s": 40.0, "compiled_it_s": 60.0, "best_ratio": 1.2, "peak_g
 ATTENTION = re.compile(r"flash|efficient_attention|fmha|scaled_dot_product|_attention|cutlass.*attn", re.I)
 
 
-def diffusers_config(unet_kwargs: dict) -> dict:
-    """UNet2DModel keyword arguments of the network a minidiff preset builds (same layers, same parameter count)."""
-    ch, mult, res = unet_kwargs["ch"], tuple(unet_kwargs["ch_mult"]), unet_kwargs["resolution"]
-    attn = set(unet_kwargs["attn_resolutions"])
-    levels = []
-    for level in range(len(mult)):
-        levels.append(res in attn)
-        if level != len(mult) - 1:
-            res = math.ceil(res / 2)
-    return dict(
-        sample_size=unet_kwargs["resolution"], in_channels=unet_kwargs["in_channels"],
-        out_channels=unet_kwargs["in_channels"], layers_per_block=unet_kwargs["num_res_blocks"],
-        block_out_channels=tuple(ch * m for m in mult),
-        down_block_types=tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in levels),
-        up_block_types=tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(levels)),
-        norm_num_groups=unet_kwargs.get("num_groups", 32), norm_eps=1e-6, dropout=unet_kwargs["dropout"],
-        downsample_padding=0, flip_sin_to_cos=False, freq_shift=1, attention_head_dim=None,
-    )
-
-
 def network_builders(preset: str, include_diffusers: bool) -> dict[str, Callable[[], torch.nn.Module] | None]:
     """{"minidiff": None (the Trainer's own network), "diffusers": a builder of the equivalent UNet2DModel}."""
-    from minidiff.nets.presets import get_preset
-
     out: dict[str, Callable[[], torch.nn.Module] | None] = {"minidiff": None}
     if include_diffusers:
         diffusers = load_diffusers()
         if diffusers is None:
             print("diffusers is NOT installed: measuring minidiff only (pip install 'minidiff[bench]').")
         else:
-            kwargs = diffusers_config(get_preset(preset).unet)
-            out["diffusers"] = lambda: DiffusersEps(diffusers.UNet2DModel(**kwargs))
+            out["diffusers"] = lambda: DiffusersEps(diffusers_equivalent(diffusers, preset))
     return out
 
 
@@ -125,7 +101,12 @@ def make_trainer(side: str, build, preset: str, setting: str, batch: int, data, 
     if build is not None and not isinstance(trainer.model, DiffusersEps):
         raise RuntimeError(f"the {side} trainer did not take the swapped network; it trains {type(trainer.model)}")
     # TEMPORARY shim until the trainer branch (Trainer.train_step) is merged; delete after the rebase.
-    step = getattr(trainer, "train_step", None) or (lambda: trainer._train_step()[0])
+    def shim() -> torch.Tensor:
+        loss = trainer._train_step()[0]
+        trainer.step += 1
+        return loss
+
+    step = getattr(trainer, "train_step", None) or shim
     return trainer, step
 
 

@@ -50,16 +50,36 @@ SETTINGS = {
 }
 
 
-def diffusers_equivalent(diffusers):
-    """diffusers' UNet2DModel with the DDPM CIFAR-10 configuration (google/ddpm-cifar10-32): 35,746,307 parameters."""
-    return diffusers.UNet2DModel(
-        sample_size=32, in_channels=3, out_channels=3, layers_per_block=2,
-        block_out_channels=(128, 256, 256, 256),
-        down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
-        norm_num_groups=32, norm_eps=1e-6, dropout=0.1, downsample_padding=0,
-        flip_sin_to_cos=False, freq_shift=1, attention_head_dim=None,
+def diffusers_config(unet_kwargs: dict) -> dict:
+    """UNet2DModel keyword arguments of the network a minidiff preset builds (same layers, same parameter count).
+
+    ``unet_kwargs``: a preset's :class:`minidiff.nets.UNet` arguments (``get_preset(name).unet``). Attention
+    goes to the levels whose size is in ``attn_resolutions``; one head of all channels, as in the paper.
+    """
+    ch, mult, res = unet_kwargs["ch"], tuple(unet_kwargs["ch_mult"]), unet_kwargs["resolution"]
+    attn = set(unet_kwargs["attn_resolutions"])
+    levels = []
+    for level in range(len(mult)):
+        levels.append(res in attn)
+        if level != len(mult) - 1:
+            res = math.ceil(res / 2)
+    return dict(
+        sample_size=unet_kwargs["resolution"], in_channels=unet_kwargs["in_channels"],
+        out_channels=unet_kwargs["in_channels"], layers_per_block=unet_kwargs["num_res_blocks"],
+        block_out_channels=tuple(ch * m for m in mult),
+        down_block_types=tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in levels),
+        up_block_types=tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(levels)),
+        norm_num_groups=unet_kwargs.get("num_groups", 32), norm_eps=1e-6, dropout=unet_kwargs["dropout"],
+        downsample_padding=0, flip_sin_to_cos=False, freq_shift=1, attention_head_dim=None,
     )
+
+
+def diffusers_equivalent(diffusers, preset: str = "cifar10"):
+    """diffusers' UNet2DModel of a preset; for cifar10 the DDPM configuration (google/ddpm-cifar10-32), 35,746,307
+    parameters: blocks 128/256/256/256, attention at 16x16, 2 layers per block, GroupNorm(32), dropout 0.1."""
+    from minidiff.nets.presets import get_preset
+
+    return diffusers.UNet2DModel(**diffusers_config(get_preset(preset).unet))
 
 
 class DiffusersEps(nn.Module):

@@ -55,3 +55,76 @@ def test_measure_setting_returns_a_well_formed_row_per_network(bench):
     ratio = bench.ratio(rows)
     assert ratio["ratio_of_medians"] == pytest.approx(rows[0]["it_per_s"] / rows[1]["it_per_s"])
     assert ratio["paired_min_max"][0] <= ratio["paired_min_max"][1]
+
+
+def _load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCH.parent / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def trainer_bench():
+    return _load_script("trainer_step")
+
+
+def test_diffusers_config_builds_each_presets_network_tensor_for_tensor(bench):
+    diffusers = pytest.importorskip("diffusers")
+    from minidiff.nets.presets import get_preset
+    from minidiff.nets.unet import count_parameters, from_diffusers_state_dict
+
+    theirs = bench.diffusers_equivalent(diffusers, "tiny")
+    ours = build_unet("tiny")
+    assert count_parameters(theirs) == count_parameters(ours)
+    ours.load_state_dict(from_diffusers_state_dict(theirs.state_dict()))  # strict: every tensor has a partner
+    cifar = bench.diffusers_config(get_preset("cifar10").unet)  # google/ddpm-cifar10-32's configuration
+    assert cifar["block_out_channels"] == (128, 256, 256, 256) and cifar["layers_per_block"] == 2
+    assert cifar["down_block_types"] == ("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D")
+    assert cifar["up_block_types"] == ("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D")
+
+
+def test_trainer_bench_trains_diffusers_inside_minidiffs_trainer(trainer_bench, tmp_path):
+    pytest.importorskip("diffusers")
+    from minidiff.training import trainer as trainer_module
+
+    builders = trainer_bench.network_builders("tiny", include_diffusers=True)
+    data = trainer_bench.synthetic_data((1, 28, 28), 32)
+    own_builder = trainer_module.build_model
+    trainers = {side: trainer_bench.make_trainer(side, build, "tiny", "eager", 4, data, torch.device("cpu"), tmp_path)
+                for side, build in builders.items()}
+    assert trainer_module.build_model is own_builder  # the swap ends with the construction
+    assert isinstance(trainers["diffusers"][0].model, trainer_bench.DiffusersEps)
+    assert not isinstance(trainers["minidiff"][0].model, trainer_bench.DiffusersEps)
+    for trainer, step in trainers.values():
+        before = [p.detach().clone() for p in trainer.model.parameters()]
+        losses = [step(), step()]  # the warm-up's learning rate is 0 at the first step
+        assert all(loss.dim() == 0 and torch.isfinite(loss) for loss in losses)
+        assert any(not torch.equal(a, p) for a, p in zip(before, trainer.model.parameters()))  # Adam stepped
+
+
+def test_targets_report_says_met_or_missed_by_how_much(trainer_bench):
+    row = {"minidiff": {"it_per_s": 30.0, "peak_allocated_gib": 10.0}}
+    results = {"settings": {"eager": {"rows": row},
+                            "compiled": {"rows": {"minidiff": {"it_per_s": 66.0, "peak_allocated_gib": 9.0}}}},
+               "best_ratio": 1.5}
+    lines = trainer_bench.targets_report(results)
+    assert lines[0] == "eager >= 40 it/s: 30.00 it/s, MISSED by 25%"
+    assert lines[1] == "compiled >= 60 it/s: 66.00 it/s, met"
+    assert lines[2] == "best vs best >= 1.2x diffusers: 1.50x, met"
+    assert lines[3] == f"peak memory <= 16 GB: {10 * 2**30 / 1e9:.1f} GB, met"
+
+
+def test_sampling_bench_probe_times_the_requested_steps(tmp_path):
+    sampling = _load_script("sampling_throughput")
+    from minidiff.schedules import get_schedule
+
+    calls = []
+
+    def net(x, t):
+        calls.append(x.shape[0])
+        return torch.zeros_like(x)
+
+    seconds = sampling.probe(net, 4, (1, 28, 28), get_schedule("linear", 1000), tmp_path, 3, noise_group=2,
+                             device="cpu")
+    assert seconds > 0 and calls == [4] * (2 + 3)  # an untimed 2-step run, then the 3 timed steps, one call each
