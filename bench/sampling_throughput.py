@@ -75,6 +75,8 @@ def main(argv=None) -> int:
     p.add_argument("--amp", default="auto", help="sample_to_disk's amp: auto, bf16 or off")
     p.add_argument("--compile", action="store_true", help="also time the compiled network at the best chunk size")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: 1 on CPU)")
+    p.add_argument("--outside-only", action="store_true",
+                   help="time only what is outside the network (sampler math, Python, noise, writing) per step")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
 
@@ -109,14 +111,22 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         for chunk in chunks:
-            per_step = probe(model, chunk, image_shape, schedule, out, args.probe_steps, **kw)
             outside = probe(zeros, chunk, image_shape, schedule, out, args.probe_steps, **kw)
+            if args.outside_only:
+                results["chunks"].append({"chunk": chunk, "seconds_per_step_without_network": outside})
+                print(f"chunk {chunk:5d}: {1000 * outside:.2f} ms/step outside the network "
+                      f"({1e6 * outside / (chunk // args.noise_group):.0f} us per noise group)", flush=True)
+                save()
+                continue
+            per_step = probe(model, chunk, image_shape, schedule, out, args.probe_steps, **kw)
             row = {"chunk": chunk, "seconds_per_step": per_step, "seconds_per_step_without_network": outside,
                    "ancestral_images_per_s": chunk / (per_step * args.T)}
             results["chunks"].append(row)
             print(f"chunk {chunk:5d}: {1000 * per_step:8.2f} ms/step ({1000 * outside:.2f} ms outside the network) "
                   f"-> {row['ancestral_images_per_s']:.2f} images/s at {args.T} steps", flush=True)
             save()
+        if args.outside_only:
+            return 0
         best = max(results["chunks"], key=lambda r: r["ancestral_images_per_s"])
         results["best_chunk"] = best["chunk"]
         ips = best["ancestral_images_per_s"]
