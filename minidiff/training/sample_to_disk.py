@@ -109,7 +109,8 @@ class _ChunkNetwork:
                 return self._evaluate(x, t)
             if self.outputs is None:
                 x_all = torch.cat(self.inputs)
-                t_all = t[:1].expand(x_all.shape[0])  # every group is at the same step, hence the same t
+                # Every group is at the same step, hence at the same t.
+                t_all = t[:1].expand(x_all.shape[0]) if torch.is_tensor(t) and t.dim() == 1 else t
                 self.outputs = list(self._evaluate(x_all, t_all).split([len(x) for x in self.inputs]))
             return self.outputs[g]
 
