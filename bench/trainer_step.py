@@ -304,7 +304,7 @@ def main(argv=None) -> int:
         "settings": {},
     }
     print(f"device: {name}; torch {torch.__version__}; preset {args.preset}, batch {batch}; sides: "
-          f"{', '.join(builders)}; matmul {results['matmul_tflops_measured']:.1f} TFLOP/s measured, datasheet "
+          f"{', '.join(builders)}; matmul {results['matmul_tflops_measured']:.3g} TFLOP/s measured, datasheet "
           f"{results['peak_tflops_datasheet_bf16']} TFLOP/s; FLOPs/step (fwd+bwd): "
           f"{ {k: f'{v / 1e12:.3f} T' for k, v in results['flops_per_step'].items()} }", flush=True)
     if gpu:
