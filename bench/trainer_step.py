@@ -166,7 +166,8 @@ def profile_step(step: Callable[[], torch.Tensor], device: torch.device, steps: 
             step()
         _sync(device)
     averages = prof.key_averages()
-    attention = {e.key: e.count for e in averages if ATTENTION.search(e.key)}
+    attention = {e.key: e.count for e in averages if ATTENTION.search(e.key)  # ops and kernels, not autograd nodes
+                 and not e.key.startswith("autograd::") and not e.key.endswith("Backward0")}
     sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     return attention, averages.table(sort_by=sort, row_limit=rows, max_name_column_width=70)
 
