@@ -62,6 +62,33 @@ def probe(model, chunk: int, image_shape, schedule, out: Path, steps: int, **kw)
     return run.seconds / steps
 
 
+def peer_probe(model, chunk: int, image_shape, schedule, steps: int, amp: str, device: torch.device) -> float:
+    """Seconds per step of plain ``minidiff.samplers.sample`` on one batch of ``chunk`` (one generator, no groups,
+    nothing written), the network under the same autocast, after an untimed 2-step run: the peer of ``probe``."""
+    import contextlib
+
+    from minidiff.samplers import sample
+    from minidiff.training.sample_to_disk import resolve_sampling_amp
+
+    dtype = resolve_sampling_amp(amp, device)
+
+    def net(x, t):
+        with torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext():
+            return model(x, t).float()
+
+    seconds = 0.0
+    for n in (2, steps):
+        with torch.inference_mode():
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            t0 = time.perf_counter()
+            sample(net, (chunk, *image_shape), schedule, steps=n, seed=0, device=device)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            seconds = time.perf_counter() - t0
+    return seconds / steps
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--preset", default="cifar10")
@@ -130,6 +157,17 @@ def main(argv=None) -> int:
         best = max(results["chunks"], key=lambda r: r["ancestral_images_per_s"])
         results["best_chunk"] = best["chunk"]
         ips = best["ancestral_images_per_s"]
+        # The peer, interleaved with sample_to_disk at the best chunk size: what per-image reproducibility costs.
+        mine, peer = [], []
+        for _ in range(3):
+            mine.append(probe(model, best["chunk"], image_shape, schedule, out, args.probe_steps, **kw))
+            peer.append(peer_probe(model, best["chunk"], image_shape, schedule, args.probe_steps, args.amp, device))
+        mine_s, peer_s = sorted(mine)[1], sorted(peer)[1]
+        results["peer"] = {"chunk": best["chunk"], "sample_to_disk_seconds_per_step": mine,
+                           "plain_sample_seconds_per_step": peer, "ratio_of_medians": peer_s / mine_s}
+        print(f"peer at chunk {best['chunk']}: sample_to_disk {1000 * mine_s:.2f} ms/step, plain "
+              f"minidiff.samplers.sample on one batch {1000 * peer_s:.2f} ms/step (medians of 3, interleaved): "
+              f"sample_to_disk runs at {peer_s / mine_s:.2f}x the plain sampler's speed", flush=True)
         results["ancestral"] = {"images_per_s": ips, "projected_minutes": args.n / ips / 60,
                                 "how": f"{args.T} x the seconds per step of a {args.probe_steps}-step probe"}
         ddim = _run(model, best["chunk"], image_shape, schedule, out, sampler="ddim", steps=args.ddim_steps, **kw)
