@@ -192,6 +192,8 @@ def main(argv=None) -> int:
              f"{args.n / ips / 60:.1f} min (eager)",
              f"DDIM-{args.ddim_steps} at chunk {best['chunk']}: {ddim.images_per_s:.2f} images/s -> {args.n:,} images "
              f"in {args.n / ddim.images_per_s / 60:.2f} min"]
+    lines.append(f"sample_to_disk at {results['peer']['ratio_of_medians']:.2f}x the speed of plain sample() on one "
+                 f"batch of {best['chunk']} (ratio of medians, same run)")
     if gpu and args.T == 1000 and args.n == 50_000:
         for key, minutes in (("ancestral_1000", args.n / fastest / 60),
                              ("ddim_50", args.n / ddim.images_per_s / 60 if args.ddim_steps == 50 else None)):
