@@ -1,6 +1,7 @@
 """The throughput bench's timing method, run on the tiny preset (no timing is asserted: CI is no benchmark)."""
 
 import importlib.util
+import json
 import math
 from pathlib import Path
 
@@ -128,3 +129,26 @@ def test_sampling_bench_probe_times_the_requested_steps(tmp_path):
     seconds = sampling.probe(net, 4, (1, 28, 28), get_schedule("linear", 1000), tmp_path, 3, noise_group=2,
                              device="cpu")
     assert seconds > 0 and calls == [4] * (2 + 3)  # an untimed 2-step run, then the 3 timed steps, one call each
+
+
+def test_gpu_check_report_merges_whatever_stages_left_behind(tmp_path, capsys):
+    """A stage killed by its time limit leaves partial or no results: the report still writes its one JSON."""
+    report = _load_script("gpu_check_report")
+    work, out = tmp_path / "work", tmp_path / "out"
+    work.mkdir()
+    out.mkdir()
+    (work / "stages.jsonl").write_text('{"stage": "gpu-tests", "rc": 1, "seconds": 3.5}\n'
+                                       '{"stage": "trainer-step", "rc": 124, "seconds": 200.0}\n')
+    (work / "tests.xml").write_text(
+        '<testsuites><testsuite><testcase name="a"/><testcase name="b"><failure message="boom"/></testcase>'
+        '<testcase name="c"><skipped message="no GPU"/></testcase></testsuite></testsuites>')
+    row = {"it_per_s": 41.0, "mfu_datasheet": 0.2, "peak_allocated_gib": 5.0, "attention_kernels": {"flash": 12}}
+    (work / "trainer_step.json").write_text(json.dumps({"settings": {"eager": {"rows": {"minidiff": row}}}}))
+    (out / "mnist_grid.png").write_bytes(b"png")
+    result = report.merge(work, out)
+    assert json.loads((out / "gpu_check.json").read_text()) == result
+    assert result["tests"]["counts"] == {"passed": 1, "failed": 1, "error": 0, "skipped": 1}
+    assert result["sampling"] is None and result["mnist"] is None and result["pngs"] == ["mnist_grid.png"]
+    printed = capsys.readouterr().out
+    assert "FAILED: b: boom" in printed and "train    eager  minidiff:   41.00 it/s" in printed
+    assert "stage trainer-step     rc 124" in printed
