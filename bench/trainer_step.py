@@ -125,7 +125,7 @@ def count_flops(build: Callable[[], torch.nn.Module], batch: int, image_shape, d
 
     model = build().to(device).train()
     x = torch.randn(batch, *image_shape, device=device)
-    t = torch.randint(0, 1000, (batch,), device=device)
+    t = torch.randint(1, 1001, (batch,), device=device)  # the paper's t in [1, T]
     with FlopCounterMode(display=False) as counter:
         model(x, t).square().mean().backward()
     del model

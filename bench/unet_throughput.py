@@ -251,7 +251,7 @@ def activation_bytes_per_image(amp: bool, batch: int = 2, attention_matrices: bo
 
     model = build_unet("cifar10").train()
     x = torch.randn(batch, 3, 32, 32)
-    t = torch.randint(0, 1000, (batch,))
+    t = torch.randint(1, 1001, (batch,))  # the paper's t in [1, T]
     seen: dict[tuple, int] = {}
 
     def pack(tensor: torch.Tensor):

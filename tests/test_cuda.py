@@ -72,7 +72,7 @@ def test_attention_runs_on_the_fused_sdpa_kernels(memory_format, backend):
     model = _perturbed(PRESET).to(DEVICE).to(memory_format=memory_format)
     shape = model.in_channels, model.resolution, model.resolution
     x = torch.randn(8, *shape, device=DEVICE).contiguous(memory_format=memory_format)
-    t = torch.randint(0, 1000, (8,), device=DEVICE)
+    t = torch.randint(1, 1001, (8,), device=DEVICE)  # the paper's t in [1, T]
     with sdpa_kernel([getattr(SDPBackend, backend)]), torch.autocast(DEVICE.type, dtype=torch.bfloat16):
         out = model(x, t)
         out.float().square().mean().backward()
@@ -83,7 +83,7 @@ def test_bf16_channels_last_forward_matches_fp32_nchw():
     model = _perturbed(PRESET).to(DEVICE).eval()
     g = torch.Generator(DEVICE).manual_seed(1)
     x = torch.randn(16, model.in_channels, model.resolution, model.resolution, device=DEVICE, generator=g)
-    t = torch.randint(0, 1000, (16,), device=DEVICE, generator=g)
+    t = torch.randint(1, 1001, (16,), device=DEVICE, generator=g)
     with torch.no_grad():
         saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # a true fp32 reference
