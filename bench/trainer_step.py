@@ -100,13 +100,7 @@ def make_trainer(side: str, build, preset: str, setting: str, batch: int, data, 
         trainer = Trainer(config, data=data)
     if build is not None and not isinstance(trainer.model, DiffusersEps):
         raise RuntimeError(f"the {side} trainer did not take the swapped network; it trains {type(trainer.model)}")
-    # TEMPORARY shim until the trainer branch (Trainer.train_step) is merged; delete after the rebase.
-    def shim() -> torch.Tensor:
-        loss = trainer._train_step()[0]
-        trainer.step += 1
-        return loss
-
-    step = getattr(trainer, "train_step", None) or shim
+    step = trainer.train_step
     return trainer, step
 
 
