@@ -147,3 +147,39 @@ def test_ddp_with_every_option_on_gives_the_single_process_update(tmp_path):
         torch.testing.assert_close(state["ema"][key], single.ema.state_dict()[key], atol=1e-6, rtol=1e-5, msg=key)
     initial = Trainer(small_config(tmp_path / "init", dropout=0.0), data=small_data()).model.state_dict()
     assert any(not torch.allclose(initial[k], v, atol=1e-4) for k, v in state["model"].items())
+
+
+def _cuda_defaults_check(tmp_path, device: str, **force) -> None:
+    """What the GPU test checks, with ``force`` standing in for CUDA's auto values where there is none."""
+    def cfg(out, **kw):
+        return small_config(out, device=device, dropout=0.0, **{**force, **kw})
+
+    eager = Trainer(cfg(tmp_path / "eager", compile=False), data=small_data())
+    fast = Trainer(cfg(tmp_path / "fast"), data=small_data())
+    assert fast.speed.compile and fast.speed.compile_scope == "loss" and fast.speed.cudnn_benchmark
+    # same weights, batch, t and ε: the compiled loss is the eager one up to 16-bit rounding (4 bf16 ulps)
+    torch.testing.assert_close(fast.train_step(), eager.train_step(), rtol=2**-6, atol=0)
+    straight = Trainer(cfg(tmp_path / "straight"), data=small_data())
+    straight.fit()
+    Trainer(cfg(tmp_path / "half", steps=2), data=small_data()).fit()
+    resumed = Trainer(cfg(tmp_path / "half"), data=small_data(), resume=True)
+    assert resumed.step == 2
+    resumed.fit()
+    state = torch.load(tmp_path / "half" / "last.pt", map_location="cpu", weights_only=True)
+    assert state["step"] == 4 and list(state["model"]) == list(state["ema"]) == list(eager.model.state_dict())
+    # cuDNN's benchmark may pick other kernels after the resume: not bitwise, but each of the 2 resumed
+    # Adam steps moves a weight by at most lr (1 - beta1) / sqrt(1 - beta2) ~ 3.2 lr, on either side
+    lr = straight.config.lr
+    for key, value in straight.model.state_dict().items():
+        torch.testing.assert_close(state["model"][key], value.cpu(), atol=2 * 2 * 3.2 * lr, rtol=0, msg=key)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_cuda_the_defaults_compile_the_loss_train_like_eager_and_resume(tmp_path):
+    _cuda_defaults_check(tmp_path, "cuda")
+
+
+@pytest.mark.slow
+def test_the_cuda_check_passes_on_the_cpu_with_the_options_forced_on(tmp_path):
+    _cuda_defaults_check(tmp_path, "cpu", compile=True, compile_backend="eager", cudnn_benchmark=True)
