@@ -259,7 +259,8 @@ def _announce(trainer, replaced: bool) -> None:
     warmup = f"warm-up {trainer.warmup}" + (" (the preset's, capped at steps // 10)" if c.warmup is None else "")
     ema = f"EMA {c.ema_decay}" + (" with warm-up" if c.ema_warmup else " without warm-up")
     print(f"minidiff: training preset {c.preset!r} on {c.data!r} on {trainer.device} from step {trainer.step} to "
-          f"{c.steps}; batch {c.batch_size}, lr {c.lr}, {warmup}, {ema}; run directory {out}", file=sys.stderr)
+          f"{c.steps}; batch {c.batch_size}, lr {c.lr}, {warmup}, {ema}; speed options: {trainer.speed.describe()}; "
+          f"run directory {out}", file=sys.stderr)
     for message in trainer.warnings:
         print(f"minidiff: warning: {message}", file=sys.stderr)
 

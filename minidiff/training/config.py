@@ -24,6 +24,7 @@ from ..parameterization import PARAMETERIZATIONS
 from ..reverse import VARIANCES
 from ..samplers import SAMPLERS
 from ..schedules import SCHEDULES
+from .speed import AUTO_FIELDS, COMPILE_BACKENDS, COMPILE_SCOPES
 
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 
@@ -37,6 +38,7 @@ RUN_FIELDS = ("preset", "data", "batch_size", "lr", "warmup", "grad_clip", "ema_
 CHOICES: dict[str, tuple[str, ...]] = {
     "preset": tuple(PRESETS), "data": DATASETS, "amp": AMP_MODES, "schedule": SCHEDULES, "loss": LOSSES,
     "parameterization": PARAMETERIZATIONS, "variance": VARIANCES, "sample_sampler": SAMPLERS,
+    "compile_scope": COMPILE_SCOPES, "compile_backend": COMPILE_BACKENDS,
 }
 # Integer fields that must be >= 1 (``warmup`` and ``sample_every`` may be 0: off).
 POSITIVE_INT_FIELDS = ("steps", "batch_size", "T", "ckpt_every", "keep", "log_every", "sample_n", "sample_steps",
@@ -98,7 +100,18 @@ class TrainConfig:
     amp: str = knob("auto", "mixed precision (auto: bf16 on GPUs that support it, else fp16 with a GradScaler; "
                     "off on CPU)")
     channels_last: bool = knob(True, "channels_last memory format (CUDA only)")
-    compile: bool = knob(False, "torch.compile the training forward")
+    compile: bool | None = knob(None, "torch.compile the training loss (default: auto, on for CUDA, off on CPU; "
+                                "--no-compile turns it off)")
+    compile_scope: str = knob("loss", "what --compile compiles: loss is the whole function from x_0, t, eps to the "
+                              "loss (network + L_simple, one fused graph), network the network alone")
+    compile_backend: str = knob("inductor", "torch.compile backend (aot_eager and eager are for debugging: no "
+                                "speed-up)")
+    cudnn_benchmark: bool | None = knob(None, "torch.backends.cudnn.benchmark during training steps: cuDNN picks "
+                                        "the fastest convolution algorithm per shape (default: auto, on for CUDA)")
+    tf32_matmul: bool | None = knob(None, "torch.set_float32_matmul_precision('high') during training steps: "
+                                    "float32 matmuls on TF32 tensor cores (default: auto, on for CUDA)")
+    ddp_bucket_view: bool | None = knob(None, "DDP gradient_as_bucket_view=True: gradients live in the all-reduce "
+                                        "buckets, one copy fewer per step (default: auto, on for CUDA)")
     device: str = knob("auto", "auto, cpu, cuda or cuda:N")
     out: str = knob("runs/run", "run directory: checkpoints, log.csv, samples/")
     data_dir: str | None = knob(None, "data cache (default: $MINIDIFF_DATA or ~/.cache/minidiff)")
@@ -125,6 +138,10 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
                 raise ValueError(f"{name} must be an int >= 0, got {name} = {v!r}")
+        for name in AUTO_FIELDS:
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True, False or None (auto: on for CUDA), got {name} = "
+                                 f"{getattr(self, name)!r}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a finite number > 0, got lr = {self.lr}")
         if not (self.grad_clip >= 0 and math.isfinite(self.grad_clip)):

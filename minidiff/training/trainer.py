@@ -5,8 +5,9 @@ step on ∇_θ ‖ε − ε_θ(√ᾱ_t x_0 + √(1−ᾱ_t) ε, t)‖² (Algori
 :func:`minidiff.losses.training_losses`). That step is :meth:`Trainer.train_step`; :meth:`Trainer.fit`
 calls it in a loop, then, in order, the finite check, the log row, the sample grid and the
 checkpoint, each a small helper. Around it: the preset's recipe (:class:`TrainConfig`; the paper's
-for ``cifar10``), an EMA of the weights with a decay warm-up, AMP, ``channels_last``, optional
-``torch.compile``, DDP, a CSV log, periodic sample grids, atomic checkpoints with exact resume, a
+for ``cifar10``), an EMA of the weights with a decay warm-up, AMP, ``channels_last``, the fast
+defaults of :mod:`minidiff.training.speed` (``torch.compile`` of the whole loss and more, on for CUDA),
+DDP, a CSV log, periodic sample grids, atomic checkpoints with exact resume, a
 final checkpoint on Ctrl-C or SIGTERM (pre-emption), a refusal to start a new run over an old one,
 and a guard that stops at the first log step after a non-finite loss or gradient, naming that step.
 Between log steps a single-process run makes no host synchronization (the finite flag stays on the
@@ -35,6 +36,7 @@ from .checkpoint import CheckpointError, check_run_dir, load_checkpoint, remove_
 from .config import TrainConfig, build_model, config_mismatch, length_warnings, net_kwargs, warmup_steps
 from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, gather_objects, init_distributed, max_over_ranks
 from .ema import EMA
+from .speed import backend_settings, compiled, resolve_speed
 
 LOG_FIELDS = ("step", "loss", "grad_norm", "lr", "images_per_s", "elapsed_s")
 # Signals that end a run with a checkpoint at the step reached: Ctrl-C, and the SIGTERM that SLURM,
@@ -170,9 +172,14 @@ class Trainer:
             remove_run(self.out)
 
     def _build_model_and_optimizer(self) -> None:
-        """Network (seeded, on device, DDP-wrapped, optionally compiled), then its EMA, Adam, scaler, schedule."""
+        """Network (seeded, on device, DDP-wrapped), the loss (compiled on CUDA), then the EMA, Adam, scaler, schedule.
+
+        The EMA, the optimizer and the checkpoints hold the un-compiled :attr:`model`; :attr:`net` is what
+        the loss calls (DDP-wrapped, or compiled with ``compile_scope="network"``).
+        """
         c = self.config
         self.amp_dtype, use_scaler = resolve_amp(c.amp, self.device)
+        self.speed = resolve_speed(c, self.device)
         self.model = seeded_model(c, self.dist.rank)
         self.channels_last = c.channels_last and self.device.type == "cuda"
         self.model.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
@@ -180,8 +187,13 @@ class Trainer:
         if self.dist.distributed:  # DDP broadcasts rank 0's weights; they are identical anyway (same seed)
             from torch.nn.parallel import DistributedDataParallel as DDP
 
-            net = DDP(net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        self.net = torch.compile(net) if c.compile else net
+            net = DDP(net, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                      gradient_as_bucket_view=self.speed.ddp_bucket_view)
+        self.net, self._loss_fn = net, self._network_loss
+        if self.speed.compile and self.speed.compile_scope == "network":
+            self.net = compiled(net, self.speed)
+        elif self.speed.compile:
+            self._loss_fn = compiled(self._network_loss, self.speed)
         self.ema = EMA(self.model, c.ema_decay, warmup=c.ema_warmup)  # after the broadcast: a copy of the replicas
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=c.lr, betas=(c.adam_beta1, c.adam_beta2),
                                           eps=c.adam_eps, fused=(self.device.type == "cuda") or None)
@@ -273,14 +285,23 @@ class Trainer:
 
     # ---------------------------------------------------------------- one step of Algorithm 1
     def _loss(self, x0: torch.Tensor, y: torch.Tensor | None, part: slice) -> torch.Tensor:
-        """L_simple (Eq. 14, or the configured loss) on this rank's slice; t and ε drawn for the global batch."""
+        """L_simple (Eq. 14, or the configured loss) on this rank's slice; t and ε drawn for the global batch.
+
+        t, ε and the class dropout are drawn here, in eager mode, from :attr:`noise_gen`; the rest is
+        :meth:`_network_loss`, compiled whole when ``compile_scope="loss"``.
+        """
         c, B = self.config, self.config.batch_size
         t = torch.randint(1, c.T + 1, (B,), device=self.device, generator=self.noise_gen)[part]
         noise = torch.randn((B, *x0.shape[1:]), device=self.device, generator=self.noise_gen)[part]
-        model_kwargs = None
         if c.class_conditional:
             drop = torch.rand(B, device=self.device, generator=self.noise_gen)[part] < c.class_dropout
-            model_kwargs = {"y": torch.where(drop, torch.full_like(y, self.model.num_classes), y)}
+            y = torch.where(drop, torch.full_like(y, self.model.num_classes), y)
+        return self._loss_fn(x0, t, noise, y)
+
+    def _network_loss(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
+                      y: torch.Tensor | None) -> torch.Tensor:
+        """The batch mean of the loss at given t and ε (Eq. 14): channels_last, autocast, the network, the loss."""
+        c = self.config
         if self.channels_last:
             x0 = x0.contiguous(memory_format=torch.channels_last)
             noise = noise.contiguous(memory_format=torch.channels_last)
@@ -289,7 +310,7 @@ class Trainer:
         with autocast:
             return training_losses(self.net, x0, self.schedule, t=t, noise=noise, loss=c.loss,
                                    parameterization=c.parameterization, variance=c.variance,
-                                   model_kwargs=model_kwargs).mean()
+                                   model_kwargs=None if y is None else {"y": y}).mean()
 
     def train_step(self) -> torch.Tensor:
         """One optimizer step of Algorithm 1; returns the loss, a 0-dim tensor on the device, without a host sync.
@@ -303,13 +324,15 @@ class Trainer:
         part = slice(self.dist.rank * x0.shape[0], (self.dist.rank + 1) * x0.shape[0])
         for group in self.optimizer.param_groups:
             group["lr"] = warmup_lr(self.step, c.lr, self.warmup)
-        loss = self._loss(x0, y, part)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        if c.grad_clip > 0:
-            self.scaler.unscale_(self.optimizer)
-            self._grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip, foreach=True)
-        self.scaler.step(self.optimizer)  # skipped by the scaler after an fp16 overflow
+        with backend_settings(self.speed):  # cudnn.benchmark, TF32 matmuls: on CUDA, for this step only
+            loss = self._loss(x0, y, part)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if c.grad_clip > 0:
+                self.scaler.unscale_(self.optimizer)
+                self._grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip,
+                                                                 foreach=True)
+            self.scaler.step(self.optimizer)  # skipped by the scaler after an fp16 overflow
         self.scaler.update()
         self.ema.update(self.model)
         self.step += 1
