@@ -9,7 +9,7 @@ MATHJAX := _build/_mathjax/mathjax/tex-chtml.js
 CHROMIUM ?= /usr/bin/chromium
 CHROMEDRIVER ?= /usr/bin/chromedriver
 
-.PHONY: setup test unit notebooks lint book browser browser-deps clean help
+.PHONY: setup test unit notebooks lint book browser browser-deps clean help assignments
 
 # `make` alone installs everything the tests and the book need, then lists the targets.
 setup: $(STAMP) browser-deps $(MATHJAX) help
@@ -20,6 +20,7 @@ help:
 	@echo "              the HTML book, and the headless-Chromium test of every page"
 	@echo "make book   - install (if needed), build the HTML book into _build/html"
 	@echo "make browser - test the built book in headless Chromium (after make book)"
+	@echo "make assignments - otter assign every assignments/*.ipynb into _build/assignments/<name>/{student,autograder}"
 
 # Re-runs are fast: the install only happens when requirements.txt or pyproject.toml changed.
 $(STAMP): requirements.txt pyproject.toml
@@ -65,7 +66,13 @@ book: $(STAMP) $(MATHJAX)
 browser: $(STAMP) browser-deps
 	MINIDIFF_REQUIRE_BOOK=1 CHROMIUM=$(CHROMIUM) CHROMEDRIVER=$(CHROMEDRIVER) $(BIN)/python -m pytest -q -rP -p no:randomly tests/test_book_browser.py
 
-test: lint unit notebooks
+# The course kit: student notebooks and autograder zips from the masters in assignments/ (offline;
+# `otter assign` runs every test on the solutions, in smoke mode). tests/test_assignments.py (in `unit`)
+# proves full marks for each solution and zero for each stub under `otter run`.
+assignments: $(STAMP)
+	$(BIN)/python .ci/build_assignments.py
+
+test: lint unit notebooks assignments
 	$(MAKE) book
 	$(MAKE) browser
 
