@@ -6,7 +6,7 @@ For each master ``assignments/<name>.ipynb`` this writes, offline,
 ``autograder.zip`` for ``otter run`` or Gradescope). `otter assign` also runs every test on the
 solutions, in smoke mode (``MINIDIFF_SMOKE=1``, unless set otherwise), and fails if one fails.
 
-``--time-grading N`` then grades N copies of each student notebook with ``otter run`` and prints the
+``--time-grading N`` then grades N copies of each solution notebook with ``otter run`` and prints the
 wall time, the way an instructor grades a folder of submissions (see the instructor's guide).
 """
 
@@ -64,8 +64,9 @@ def grade(autograder_zip: pathlib.Path, submission: pathlib.Path) -> dict[str, t
 
 
 def time_grading(dest: pathlib.Path, copies: int) -> float:
-    """Grade `copies` copies of the student notebook one after the other, as for a folder of submissions."""
-    student = next((dest / "student").glob("*.ipynb"))
+    """Grade `copies` copies of a correct submission (the solution notebook) one after the other, as for a
+    folder of submissions; a correct one runs every cell, training included, so it is the slowest to grade."""
+    student = next((dest / "autograder").glob("*.ipynb"))
     with tempfile.TemporaryDirectory() as tmp:
         subs = []
         for i in range(copies):
@@ -82,7 +83,7 @@ def time_grading(dest: pathlib.Path, copies: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--time-grading", type=int, default=0, metavar="N",
-                        help="grade N copies of each student notebook with otter run and print the time")
+                        help="grade N copies of each solution with otter run and print the time")
     args = parser.parse_args()
     for master in masters():
         dest = build(master)

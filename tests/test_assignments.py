@@ -94,3 +94,24 @@ def test_solution_full_marks_student_zero_and_nothing_leaks(master: pathlib.Path
     leaked = sorted(line for line in _solution_lines(master_cells) if line in student_code)
     assert not leaked, f"solution code in the student notebook: {leaked}"
     assert len(_solution_lines(master_cells)) >= 5  # the check above has something to find
+
+
+@pytest.mark.slow
+def test_a_submission_calling_minidiffs_own_function_scores_zero_on_that_question(tmp_path: pathlib.Path) -> None:
+    master = ROOT / "assignments" / "a1_forward_process.ipynb"
+    dest = kit.build(master, tmp_path)
+    nb = json.loads((dest / "autograder" / master.name).read_text())
+    for cell in nb["cells"]:
+        src = "".join(cell["source"])
+        if cell["cell_type"] == "code" and src.startswith("def q_sample("):
+            head = src.split('"""')[0] + '"""x_t (Eq. 4)."""\n'
+            cell["source"] = head + "    return md.q_sample(x0, t, schedule, noise, generator)\n"
+            break
+    else:
+        raise AssertionError("no q_sample cell in the autograder notebook")
+    cheat = tmp_path / "cheat" / master.name
+    cheat.parent.mkdir()
+    cheat.write_text(json.dumps(nb))
+    scores = kit.grade(dest / "autograder" / "autograder.zip", cheat)
+    assert scores["q2"][0] == 0, f"calling md.q_sample must score zero on q2, got {scores['q2']}"
+    assert all(s == top for q, (s, top) in scores.items() if q != "q2"), f"the other answers are right: {scores}"
