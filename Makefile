@@ -9,7 +9,7 @@ MATHJAX := _build/_mathjax/mathjax/tex-chtml.js
 CHROMIUM ?= /usr/bin/chromium
 CHROMEDRIVER ?= /usr/bin/chromedriver
 
-.PHONY: setup test unit notebooks lint book browser browser-deps clean help assignments
+.PHONY: setup test unit notebooks lint book browser browser-deps clean help assignments book-instructor
 
 # `make` alone installs everything the tests and the book need, then lists the targets.
 setup: $(STAMP) browser-deps $(MATHJAX) help
@@ -20,6 +20,7 @@ help:
 	@echo "              the HTML book, and the headless-Chromium test of every page"
 	@echo "make book   - install (if needed), build the HTML book into _build/html"
 	@echo "make browser - test the built book in headless Chromium (after make book)"
+	@echo "make book-instructor - the book plus rubrics and assignment solutions, into _build/instructor/html"
 	@echo "make assignments - otter assign every assignments/*.ipynb into _build/assignments/<name>/{student,autograder}"
 
 # Re-runs are fast: the install only happens when requirements.txt or pyproject.toml changed.
@@ -62,6 +63,11 @@ book: $(STAMP) $(MATHJAX)
 	rm -rf _build/html  # no stale pages: the browser test opens every page in the build
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
+# The instructor edition: the book plus the rubrics and the assignments' masters (solutions, hidden tests).
+book-instructor: $(STAMP) $(MATHJAX)
+	$(BIN)/python .ci/check_notebook_outputs.py
+	$(BIN)/python .ci/build_instructor.py
+
 # The real-browser test of every page of _build/html (run `make book` first).
 browser: $(STAMP) browser-deps
 	MINIDIFF_REQUIRE_BOOK=1 CHROMIUM=$(CHROMIUM) CHROMEDRIVER=$(CHROMEDRIVER) $(BIN)/python -m pytest -q -rP -p no:randomly tests/test_book_browser.py
@@ -74,6 +80,7 @@ assignments: $(STAMP)
 
 test: lint unit notebooks assignments
 	$(MAKE) book
+	$(MAKE) book-instructor
 	$(MAKE) browser
 
 clean:
