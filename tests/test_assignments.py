@@ -86,7 +86,9 @@ def test_solution_full_marks_student_zero_and_nothing_leaks(master: pathlib.Path
     assert stub.keys() == solution.keys() and all(score == 0 for score, _ in stub.values()), f"stub scores {stub}"
 
     master_cells = _cells(master)
-    student_text = student_nb.read_text()  # sources, and the public tests otter stores in the metadata
+    public_files = sorted((dest / "student" / "tests").glob("*.py"))  # handed out with the notebook
+    assert public_files, "the student folder must hold the public tests (tests/*.py)"
+    student_text = student_nb.read_text() + "".join(p.read_text() for p in public_files)
     tests = _test_cells(master_cells)
     for hidden, name in tests:
         assert (name in student_text) != hidden, f"{name}: hidden tests must be absent, public ones present"
