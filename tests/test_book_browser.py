@@ -356,7 +356,7 @@ def test_screenshots_of_the_intro_and_a_notebook_page(site, browser):
 # :class: dropdown) and no assignment; the instructor edition (`make book-instructor`, .ci/build_instructor.py)
 # adds the rubrics and the assignments' master notebooks, with their solutions and hidden tests.
 INSTRUCTOR_HTML = ROOT / "_build" / "instructor" / "html"
-INSTRUCTOR_ONLY = ("assignments", "book/instructor")
+INSTRUCTOR_ONLY = ("assignments/", "book/instructor/")  # folders of pages only the instructor edition has
 
 
 @pytest.fixture(scope="module")
