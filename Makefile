@@ -9,7 +9,7 @@ MATHJAX := _build/_mathjax/mathjax/tex-chtml.js
 CHROMIUM ?= /usr/bin/chromium
 CHROMEDRIVER ?= /usr/bin/chromedriver
 
-.PHONY: setup test unit notebooks lint gpucheck-dry book browser browser-deps clean help
+.PHONY: setup test unit notebooks lint gpucheck-dry book browser browser-deps clean help assignments book-instructor
 
 # `make` alone installs everything the tests and the book need, then lists the targets.
 setup: $(STAMP) browser-deps $(MATHJAX) help
@@ -21,6 +21,8 @@ help:
 	@echo "make gpucheck-dry - rehearse bench/gpu_check.sh on CPU (part of make test)"
 	@echo "make book   - install (if needed), build the HTML book into _build/html"
 	@echo "make browser - test the built book in headless Chromium (after make book)"
+	@echo "make book-instructor - the book plus rubrics and assignment solutions, into _build/instructor/html"
+	@echo "make assignments - otter assign every assignments/*.ipynb into _build/assignments/<name>/{student,autograder}"
 
 # Re-runs are fast: the install only happens when requirements.txt or pyproject.toml changed.
 $(STAMP): requirements.txt pyproject.toml
@@ -62,6 +64,11 @@ book: $(STAMP) $(MATHJAX)
 	rm -rf _build/html  # no stale pages: the browser test opens every page in the build
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
+# The instructor edition: the book plus the rubrics and the assignments' masters (solutions, hidden tests).
+book-instructor: $(STAMP) $(MATHJAX)
+	$(BIN)/python .ci/check_notebook_outputs.py
+	$(BIN)/python .ci/build_instructor.py
+
 # The real-browser test of every page of _build/html (run `make book` first).
 browser: $(STAMP) browser-deps
 	MINIDIFF_REQUIRE_BOOK=1 CHROMIUM=$(CHROMIUM) CHROMEDRIVER=$(CHROMEDRIVER) $(BIN)/python -m pytest -q -rP -p no:randomly tests/test_book_browser.py
@@ -71,8 +78,15 @@ browser: $(STAMP) browser-deps
 gpucheck-dry: $(STAMP)
 	OUT=_build/gpu-check-dry PYTHON=$(BIN)/python bash bench/gpu_check.sh --cpu-dry-run
 
-test: lint unit notebooks gpucheck-dry
+# The course kit: student notebooks and autograder zips from the masters in assignments/ (offline;
+# `otter assign` runs every test on the solutions, in smoke mode). tests/test_assignments.py (in `unit`)
+# proves full marks for each solution and zero for each stub under `otter run`.
+assignments: $(STAMP)
+	$(BIN)/python .ci/build_assignments.py
+
+test: lint unit notebooks gpucheck-dry assignments
 	$(MAKE) book
+	$(MAKE) book-instructor
 	$(MAKE) browser
 
 clean:

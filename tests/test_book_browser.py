@@ -4,7 +4,9 @@ For each page: no console errors, no failed request, no request leaving localhos
 rendered (no raw ``$$`` or ``\\(`` left in the visible text, no MathJax error), every image
 loaded, and every internal link points to a file of the build (and to an existing anchor).
 Also: the HTML animation player of a notebook page changes its frame when the slider moves, and
-screenshots of the intro page and of one notebook page go to _build/screenshots/.
+screenshots of the intro page and of one notebook page go to _build/screenshots/. The public book shows
+exercise solutions only collapsed and no assignment; the instructor edition (_build/instructor/html,
+``make book-instructor``) renders its rubrics and assignment pages with their solutions and hidden tests.
 
 Run by ``make browser`` (part of ``make test``) after ``make book``; there a missing build or a
 missing browser is a failure. Run alone (``pytest tests``) without them, the tests are skipped
@@ -65,6 +67,14 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+def _serve(directory: pathlib.Path) -> http.server.ThreadingHTTPServer:
+    """An HTTP server of ``directory`` on 127.0.0.1 at an ephemeral port, in a daemon thread."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 @pytest.fixture(scope="module")
 def site():
     """Serve _build/html on 127.0.0.1 at an ephemeral port; yields the base URL."""
@@ -76,9 +86,7 @@ def site():
     stale = [str(p.relative_to(ROOT)) for p in sources if p.stat().st_mtime > built]
     if stale:
         _missing(f"the build in {HTML} is older than {stale[:3]}{' …' if len(stale) > 3 else ''}: run `make book`")
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(HTML)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = _serve(HTML)
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
@@ -208,7 +216,7 @@ def _anchors(path: pathlib.Path) -> frozenset[str]:
     return frozenset(re.findall(r"""\b(?:id|name)=["']([^"']+)["']""", text))
 
 
-def _link_problems(links: list[str], origin: str) -> list[str]:
+def _link_problems(links: list[str], origin: str, root: pathlib.Path = HTML) -> list[str]:
     """Internal hrefs that point to no file of the build, or to a missing anchor of an HTML file."""
     problems = []
     for href in sorted(set(links)):
@@ -216,10 +224,10 @@ def _link_problems(links: list[str], origin: str) -> list[str]:
             continue  # external (GitHub, Colab, ...) or mailto: not requested by the page, not checked here
         parts = urllib.parse.urlsplit(href)
         rel = urllib.parse.unquote(parts.path).lstrip("/")
-        target = HTML / rel
+        target = root / rel
         if rel == "" or rel.endswith("/"):
             target = target / "index.html"
-        if not target.resolve().is_relative_to(HTML.resolve()) or not target.is_file():
+        if not target.resolve().is_relative_to(root.resolve()) or not target.is_file():
             problems.append(f"broken internal link: {href}")
         elif parts.fragment and target.suffix == ".html":
             frag = urllib.parse.unquote(parts.fragment)
@@ -228,8 +236,8 @@ def _link_problems(links: list[str], origin: str) -> list[str]:
     return problems
 
 
-def _check_page(driver, origin: str, page: pathlib.Path) -> list[str]:
-    url = f"{origin}/{page.relative_to(HTML).as_posix()}"
+def _check_page(driver, origin: str, page: pathlib.Path, root: pathlib.Path = HTML) -> list[str]:
+    url = f"{origin}/{page.relative_to(root).as_posix()}"
     state = _load(driver, url)
     problems = [] if state in ("typeset", "no-mathjax") else [f"MathJax: {state}"]
     imgs = _wait_for_images(driver)
@@ -243,7 +251,7 @@ def _check_page(driver, origin: str, page: pathlib.Path) -> list[str]:
         problems.append(f"{facts['rawMath']} math elements not typeset by MathJax")
     problems += [f"MathJax error in: {m!r}" for m in facts["mathErrors"]]
     problems += [f"image not loaded: {i['src'][:120]}" for i in imgs if not i["ok"]]
-    problems += _link_problems(facts["links"], origin)
+    problems += _link_problems(facts["links"], origin, root)
     time.sleep(0.05)  # let late font and image requests land in the logs
     problems += _network_problems(driver.get_log("performance"), origin)
     problems += [f"console {e['level']}: {e['message'][:300]}" for e in driver.get_log("browser")
@@ -342,3 +350,70 @@ def test_screenshots_of_the_intro_and_a_notebook_page(site, browser):
                               "if (i) i.scrollIntoView({block: 'center'}); return !!i"):
         time.sleep(0.2)
         assert browser.save_screenshot(str(SCREENSHOTS / f"{page.stem}_figure.png"))
+
+
+# The two editions. The public book shows each chapter exercise's solution collapsed (sphinx-exercise with
+# :class: dropdown) and no assignment; the instructor edition (`make book-instructor`, .ci/build_instructor.py)
+# adds the rubrics and the assignments' master notebooks, with their solutions and hidden tests.
+INSTRUCTOR_HTML = ROOT / "_build" / "instructor" / "html"
+INSTRUCTOR_ONLY = ("assignments/", "book/instructor/")  # folders of pages only the instructor edition has
+
+
+@pytest.fixture(scope="module")
+def instructor_site():
+    """Serve _build/instructor/html; yields the base URL."""
+    if not (INSTRUCTOR_HTML / "index.html").exists():
+        _missing(f"no instructor edition at {INSTRUCTOR_HTML}: run `make book-instructor` first (`make test` does)")
+    built = (INSTRUCTOR_HTML / "index.html").stat().st_mtime
+    sources = [ROOT / "_toc.yml", ROOT / "_config.yml", *sorted((ROOT / "assignments").glob("a*.ipynb")),
+               *sorted((ROOT / "book" / "instructor").glob("*.md"))]
+    stale = [str(p.relative_to(ROOT)) for p in sources if p.stat().st_mtime > built]
+    if stale:
+        _missing(f"the instructor edition is older than {stale[:3]}: run `make book-instructor`")
+    server = _serve(INSTRUCTOR_HTML)
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_public_book_shows_exercise_solutions_only_collapsed_and_no_assignment(site, browser):
+    from selenium.webdriver.common.by import By
+
+    leaked = [p.relative_to(HTML).as_posix() for p in _pages()
+              if p.relative_to(HTML).as_posix().startswith(INSTRUCTOR_ONLY) or "BEGIN SOLUTION" in p.read_text()]
+    assert not leaked, f"assignment solutions or instructor pages in the public book: {leaked}"
+    _load(browser, f"{site}/book/posterior.html")
+    solutions = browser.find_elements(By.CSS_SELECTOR, "div.solution.dropdown")
+    exercises = browser.find_elements(By.CSS_SELECTOR, "div.exercise")
+    assert len(exercises) >= 2 and len(solutions) == len(exercises), "one solution per exercise"
+    body = solutions[0].find_element(By.CSS_SELECTOR, "section, p:not(.admonition-title)")
+    assert not body.is_displayed(), "a solution must be collapsed when the page opens"
+    title = solutions[0].find_element(By.CSS_SELECTOR, ".admonition-title")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", title)
+    title.click()
+    time.sleep(0.3)
+    assert body.is_displayed(), "clicking the solution's title must open it"
+
+
+def test_instructor_edition_renders_rubrics_and_assignment_solutions(instructor_site, browser):
+    pages = [p for p in sorted(INSTRUCTOR_HTML.rglob("*.html"))
+             if p.relative_to(INSTRUCTOR_HTML).as_posix().startswith(INSTRUCTOR_ONLY)]
+    masters = sorted((ROOT / "assignments").glob("a*.ipynb"))
+    assert len(pages) == len(masters) + 1, f"the rubrics page and one page per master, got {pages}"
+    browser.get_log("performance")
+    browser.get_log("browser")
+    report = {}
+    for page in [INSTRUCTOR_HTML / "index.html", *pages]:
+        problems = _check_page(browser, instructor_site, page, INSTRUCTOR_HTML)
+        if problems:  # as above: reload once, fail on what the second load still shows
+            problems = _check_page(browser, instructor_site, page, INSTRUCTOR_HTML)
+        if problems:
+            report[page.relative_to(INSTRUCTOR_HTML).as_posix()] = problems
+    assert not report, f"instructor pages with problems: {report}"
+    for master in masters:
+        _load(browser, f"{instructor_site}/assignments/{master.stem}.html")
+        text = browser.execute_script("return document.body.innerText")  # rendered text, code cells included
+        assert "BEGIN SOLUTION" in text and "hidden: true" in text, f"{master.stem}: solutions and hidden tests"
+    _load(browser, f"{instructor_site}/book/instructor/rubrics.html")
+    text = browser.execute_script(_VISIBLE_TEXT)
+    assert text.count("hidden tests") >= len(masters) and "Discussion answer" in text
