@@ -124,6 +124,28 @@ def check_run_dir(out: str | Path, *, resume: bool = False, overwrite: bool = Fa
                          f"to continue to {out / 'last.pt'}, or use {options[1]} instead of {options[0]}")
 
 
+def cuda_rng_state(device: torch.device) -> torch.Tensor | None:
+    """The CUDA RNG state of the training ``device`` only (None off CUDA), so that a resume on a machine
+    with fewer GPUs works (saving every visible GPU's state made it fail with an IndexError)."""
+    return torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+
+def set_cuda_rng_state(saved: torch.Tensor | list | None, device: torch.device) -> None:
+    """Restore :func:`cuda_rng_state` on ``device``; nothing off CUDA or when nothing was saved.
+
+    Checkpoints of earlier versions hold a list with every visible GPU's state: the entry of this
+    device's index is used if there is one, else the CUDA stream restarts from the seed.
+    """
+    if device.type != "cuda" or saved is None:
+        return
+    if isinstance(saved, (list, tuple)):
+        index = device.index or 0
+        if index >= len(saved):
+            return
+        saved = saved[index]
+    torch.cuda.set_rng_state(saved.cpu(), device)
+
+
 def _to_device(obj: Any, device: torch.device) -> Any:
     """``obj`` with every tensor in its dicts, lists and tuples moved to ``device``."""
     if isinstance(obj, torch.Tensor):

@@ -25,7 +25,7 @@ import math
 import os
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -219,6 +219,51 @@ def sample_to_disk(
     """
     from tqdm.auto import tqdm
 
+    n, image_shape, labels = _check_arguments(model, shape, chunk_size=chunk_size, noise_group=noise_group, seed=seed,
+                                              grid_n=grid_n, grids=grids, guidance=guidance, labels=labels,
+                                              sample_kwargs=sample_kwargs)
+    device = _default_device(model, device)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    autocast_dtype = resolve_sampling_amp(amp, device)
+    net_model = torch.compile(model, dynamic=False) if compile else model
+    # Never more groups per chunk than the images need; compiled: every chunk has this one shape.
+    chunk_size = min(chunk_size, math.ceil(n / noise_group) * noise_group)
+    C, H, W = image_shape
+    writer = _NpzWriter(out / f"{name}.npz", (n, H, W, C))
+    run = SampleRun(out / f"{name}.npz", chunk_size=chunk_size)
+    bar = tqdm(total=n, disable=not progress, unit="img", desc="sampling", dynamic_ncols=True)
+    was_training = getattr(model, "training", False)
+    if was_training:
+        model.eval()
+    start = time.perf_counter()
+    try:
+        with torch.inference_mode():
+            chunks = _chunks(net_model, labels, n=n, chunk_size=chunk_size, noise_group=noise_group,
+                             pad_to_chunk=compile, image_shape=image_shape, schedule=schedule, seed=seed,
+                             device=device, guidance=guidance, autocast_dtype=autocast_dtype,
+                             sample_kwargs=sample_kwargs, bar=bar)
+            for first, images, calls in chunks:
+                run.network_calls += calls
+                _store_chunk(images, first, writer, run, out=out, name=name, grid_n=grid_n, grids=grids)
+                bar.update(first + len(images) - bar.n)  # exact at the end of each chunk
+        writer.close(None if labels is None else labels.numpy())
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        bar.close()
+        if was_training:
+            model.train()
+    run.n, run.seconds = n, time.perf_counter() - start
+    run.images_per_s = n / run.seconds if run.seconds > 0 else float("inf")
+    return run
+
+
+def _check_arguments(model, shape: tuple[int, ...], *, chunk_size: int, noise_group: int, seed: int, grid_n: int,
+                     grids: int, guidance: float, labels: torch.Tensor | None,
+                     sample_kwargs: dict) -> tuple[int, tuple[int, int, int], torch.Tensor | None]:
+    """:func:`sample_to_disk`'s checks at the door; returns (N, (C, H, W), the labels as int64 or None)."""
     if (not isinstance(shape, (tuple, list, torch.Size)) or len(shape) != 4
             or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape)):
         raise ValueError(f"shape must be (N, C, H, W) of positive ints, got shape = {shape!r}")
@@ -238,57 +283,50 @@ def sample_to_disk(
     labels = _check_labels(labels, n, model)
     if guidance and labels is None:
         raise ValueError(f"guidance = {guidance} needs labels")
+    return n, image_shape, labels
+
+
+def _default_device(model, device: torch.device | str | None) -> torch.device:
+    """``device``, else the device of the model's parameters (CPU for a model without any)."""
     if device is None:
         try:
             device = next(model.parameters()).device
         except (AttributeError, StopIteration):
             device = torch.device("cpu")
-    device = torch.device(device)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    autocast_dtype = resolve_sampling_amp(amp, device)
-    net_model = torch.compile(model, dynamic=False) if compile else model
-    # Never more groups per chunk than the images need; compiled: every chunk has this one shape.
-    chunk_size = min(chunk_size, math.ceil(n / noise_group) * noise_group)
-    C, H, W = image_shape
-    writer = _NpzWriter(out / f"{name}.npz", (n, H, W, C))
-    run = SampleRun(out / f"{name}.npz", chunk_size=chunk_size)
-    bar = tqdm(total=n, disable=not progress, unit="img", desc="sampling", dynamic_ncols=True)
-    was_training = getattr(model, "training", False)
-    if was_training:
-        model.eval()
-    start = time.perf_counter()
-    try:
-        with torch.inference_mode():
-            for first in range(0, n, chunk_size):
-                count = min(chunk_size, n - first)  # real images in this chunk
-                padded = chunk_size if compile else math.ceil(count / noise_group) * noise_group
-                chunk_labels = None
-                if labels is not None:
-                    chunk_labels = torch.zeros(padded, dtype=torch.long)
-                    chunk_labels[:count] = labels[first:first + count]
-                proxy = _ChunkNetwork(_chunk_net(net_model, chunk_labels, guidance, device), autocast_dtype, device)
-                images = _sample_chunk(proxy, first, padded, image_shape, schedule, noise_group, seed, device,
-                                       sample_kwargs, lambda frac, c=count: bar.update(c * frac))[:count]
-                run.network_calls += proxy.calls
-                images_u8 = to_uint8(images)
-                if len(run.grids) < grids and grid_n:
-                    path = out / f"{name}-{first:06d}.png"
-                    save_image_grid(images[:grid_n], path)
-                    run.grids.append(path)
-                writer.append(images_u8.permute(0, 2, 3, 1).cpu().numpy())
-                bar.update(first + count - bar.n)  # exact at the end of each chunk
-        writer.close(None if labels is None else labels.numpy())
-    except BaseException:
-        writer.abort()
-        raise
-    finally:
-        bar.close()
-        if was_training:
-            model.train()
-    run.n, run.seconds = n, time.perf_counter() - start
-    run.images_per_s = n / run.seconds if run.seconds > 0 else float("inf")
-    return run
+    return torch.device(device)
+
+
+def _chunks(net_model, labels: torch.Tensor | None, *, n: int, chunk_size: int, noise_group: int, pad_to_chunk: bool,
+            image_shape: tuple[int, int, int], schedule: Schedule, seed: int, device: torch.device, guidance: float,
+            autocast_dtype: torch.dtype | None, sample_kwargs: dict, bar) -> Iterator[tuple[int, torch.Tensor, int]]:
+    """The chunk loop: yields (index of the chunk's first image, its images (count, C, H, W) fp32, network calls).
+
+    A chunk is padded to whole noise groups (to ``chunk_size`` when ``pad_to_chunk``, for one compiled
+    shape); padded images get label 0 and are dropped. ``bar`` advances at every step of every chunk.
+    """
+    for first in range(0, n, chunk_size):
+        count = min(chunk_size, n - first)  # real images in this chunk
+        padded = chunk_size if pad_to_chunk else math.ceil(count / noise_group) * noise_group
+        chunk_labels = None
+        if labels is not None:
+            chunk_labels = torch.zeros(padded, dtype=torch.long)
+            chunk_labels[:count] = labels[first:first + count]
+        proxy = _ChunkNetwork(_chunk_net(net_model, chunk_labels, guidance, device), autocast_dtype, device)
+        images = _sample_chunk(proxy, first, padded, image_shape, schedule, noise_group, seed, device,
+                               sample_kwargs, lambda frac, c=count: bar.update(c * frac))[:count]
+        yield first, images, proxy.calls
+
+
+def _store_chunk(images: torch.Tensor, first: int, writer: _NpzWriter, run: SampleRun, *, out: Path, name: str,
+                 grid_n: int, grids: int) -> None:
+    """Append a chunk (count, C, H, W) in [−1, 1] to the ``.npz`` as uint8 (count, H, W, C); a PNG grid of its
+    first ``grid_n`` images while fewer than ``grids`` were written."""
+    images_u8 = to_uint8(images)
+    if len(run.grids) < grids and grid_n:
+        path = out / f"{name}-{first:06d}.png"
+        save_image_grid(images[:grid_n], path)
+        run.grids.append(path)
+    writer.append(images_u8.permute(0, 2, 3, 1).cpu().numpy())
 
 
 def _sample_chunk(proxy: _ChunkNetwork, first: int, count: int, image_shape: tuple[int, int, int],

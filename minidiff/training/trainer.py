@@ -4,8 +4,10 @@ Each step draws x_0 from the data, t ~ Uniform({1, ..., T}) and ε ~ N(0, I), an
 step on ∇_θ ‖ε − ε_θ(√ᾱ_t x_0 + √(1−ᾱ_t) ε, t)‖² (Algorithm 1; the loss is
 :func:`minidiff.losses.training_losses`). That step is :meth:`Trainer.train_step`; :meth:`Trainer.fit`
 calls it in a loop, then, in order, the finite check, the log row, the sample grid and the
-checkpoint, each a small helper. Around it: the preset's recipe (:class:`TrainConfig`; the paper's
-for ``cifar10``), an EMA of the weights with a decay warm-up, AMP, ``channels_last``, the fast
+checkpoint, each a small helper (the finite guard, log.csv and the clock are in
+:mod:`minidiff.training.bookkeeping`, the stop on a signal in :mod:`minidiff.training.signals`).
+Around it: the preset's recipe (:class:`TrainConfig`; the paper's for ``cifar10``), an EMA of the
+weights with a decay warm-up, AMP, ``channels_last``, the fast
 defaults of :mod:`minidiff.training.speed` (``torch.compile`` of the whole loss and more, on for CUDA),
 DDP, a CSV log, periodic sample grids, atomic checkpoints with exact resume, a
 final checkpoint on Ctrl-C or SIGTERM (pre-emption), a refusal to start a new run over an old one,
@@ -18,10 +20,7 @@ Chapter "Training on images".
 from __future__ import annotations
 
 import contextlib
-import csv
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -30,68 +29,24 @@ import torch
 
 from ..data.images import ImageBatcher, ImageData, load_dataset, save_image_grid
 from ..losses import training_losses
-from ..samplers import sample
 from ..schedules import get_schedule
-from .checkpoint import CheckpointError, check_run_dir, load_checkpoint, remove_run, save_numbered
+from .bookkeeping import FiniteGuard, NonFiniteError, RunClock, RunLog, pace_message
+from .checkpoint import (
+    CheckpointError,
+    check_run_dir,
+    cuda_rng_state,
+    load_checkpoint,
+    remove_run,
+    save_numbered,
+    set_cuda_rng_state,
+)
 from .config import TrainConfig, build_model, config_mismatch, length_warnings, net_kwargs, warmup_steps
 from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, gather_objects, init_distributed, max_over_ranks
 from .ema import EMA
+from .optim import resolve_amp, warmup_lr
+from .sampling import sample_images
+from .signals import install_stop_handlers, restore_handlers
 from .speed import backend_settings, compiled, resolve_speed
-
-LOG_FIELDS = ("step", "loss", "grad_norm", "lr", "images_per_s", "elapsed_s")
-# Signals that end a run with a checkpoint at the step reached: Ctrl-C, and the SIGTERM that SLURM,
-# Colab and torchrun send before they kill a process.
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-class NonFiniteError(RuntimeError):
-    """The loss or the gradient became NaN or infinite; the run stopped without saving."""
-
-
-def _native_bf16() -> bool:
-    """True on GPUs with bf16 arithmetic (compute capability 8.0+); a T4 (7.5) only emulates it, slowly."""
-    try:
-        return torch.cuda.is_bf16_supported(including_emulation=False)
-    except TypeError:  # torch < 2.3 has no including_emulation and reports native support only
-        return torch.cuda.is_bf16_supported()
-
-
-def resolve_amp(amp: str, device: torch.device) -> tuple[torch.dtype | None, bool]:
-    """(autocast dtype or None, use a GradScaler): bf16 where the GPU supports it, else fp16 + scaler; off on CPU."""
-    if amp == "off" or (amp == "auto" and device.type != "cuda"):
-        return None, False
-    if amp == "auto":
-        amp = "bf16" if _native_bf16() else "fp16"
-    if amp == "fp16" and device.type != "cuda":
-        raise ValueError(f"amp='fp16' needs a CUDA device, got device = {device}; use amp='bf16' or 'off'")
-    return (torch.bfloat16, False) if amp == "bf16" else (torch.float16, True)
-
-
-def warmup_lr(step: int, lr: float, warmup: int) -> float:
-    """lr · min(step / warmup, 1): the official code's linear warm-up (step counts from 0)."""
-    return lr if warmup == 0 else lr * min(step / warmup, 1.0)
-
-
-def cuda_rng_state(device: torch.device) -> torch.Tensor | None:
-    """The CUDA RNG state of the training ``device`` only (None off CUDA), so that a resume on a machine
-    with fewer GPUs works (saving every visible GPU's state made it fail with an IndexError)."""
-    return torch.cuda.get_rng_state(device) if device.type == "cuda" else None
-
-
-def set_cuda_rng_state(saved: torch.Tensor | list | None, device: torch.device) -> None:
-    """Restore :func:`cuda_rng_state` on ``device``; nothing off CUDA or when nothing was saved.
-
-    Checkpoints of earlier versions hold a list with every visible GPU's state: the entry of this
-    device's index is used if there is one, else the CUDA stream restarts from the seed.
-    """
-    if device.type != "cuda" or saved is None:
-        return
-    if isinstance(saved, (list, tuple)):
-        index = device.index or 0
-        if index >= len(saved):
-            return
-        saved = saved[index]
-    torch.cuda.set_rng_state(saved.cpu(), device)
 
 
 def seeded_model(config: TrainConfig, rank: int = 0):
@@ -107,27 +62,6 @@ def seeded_model(config: TrainConfig, rank: int = 0):
     if rank:
         torch.manual_seed(config.seed + rank)
     return model
-
-
-@torch.no_grad()
-def sample_images(model, config: TrainConfig | dict, n: int, *, sampler: str = "ddim", steps: int | None = 50,
-                  seed: int = 0, device: torch.device | str = "cpu", labels: torch.Tensor | None = None,
-                  progress: bool = False) -> torch.Tensor:
-    """n images (n, C, H, W) in [−1, 1] from a trained network, with x̂_0 clipped to [−1, 1] as in the paper.
-
-    Uses :func:`minidiff.samplers.sample`; class-conditional networks get ``labels`` (default: 0, 1, 2, ...).
-    """
-    from ..nets.presets import get_preset
-
-    c = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
-    shape = (n, *get_preset(c.preset).image_shape)
-    kwargs = {}
-    if getattr(model, "num_classes", None) is not None:
-        y = labels if labels is not None else torch.arange(n) % model.num_classes
-        kwargs["model_kwargs"] = {"y": y.to(device)}
-    return sample(model, shape, get_schedule(c.schedule, c.T), sampler=sampler, steps=steps,
-                  parameterization=c.parameterization, variance=c.variance, clip_x0=1.0, seed=seed,
-                  device=device, progress=progress, **kwargs)
 
 
 class Trainer:
@@ -157,14 +91,13 @@ class Trainer:
             resume_state = self._check_resumable(self.out / "last.pt")
         self._build_model_and_optimizer()
         self._build_data(data)
-        self.step, self._saved_step, self._elapsed_before, self._fit_start = 0, -1, 0.0, None
+        self.step, self._saved_step, self.clock = 0, -1, RunClock()
         self.last_fit_seconds = 0.0
         self.warmup = warmup_steps(c)
         if resume_state is not None:
             self.load(self.out / "last.pt", resume_state)
         self.warnings = length_warnings(c, self.warmup)
-        self._finite = torch.ones((), dtype=torch.bool, device=self.device)  # all steps so far finite (on device)
-        self._first_bad = torch.zeros(3, device=self.device)  # (step, loss, grad norm) of the first bad step
+        self._guard = FiniteGuard(self.device)
         self._grad_norm = torch.zeros((), device=self.device)
         self._stop = False
         self.stopped_by: int | None = None  # the signal number that ended the last fit() early, if any
@@ -259,7 +192,7 @@ class Trainer:
             raise CheckpointError(f"{path} could not be restored: {type(e).__name__}: {str(e).splitlines()[0]}") from e
         self.step = self._saved_step = int(state["step"])
         self.warmup = int(state.get("warmup", self.warmup))  # the run's own warm-up, whatever --steps is now
-        self._elapsed_before = float(state.get("elapsed_s", 0.0))
+        self.clock.before = float(state.get("elapsed_s", 0.0))
         cpu, cuda = rng["cpu"], rng.get("cuda", [])
         if len(cpu) == self.dist.world_size:  # same number of processes: each rank continues its own stream
             torch.set_rng_state(cpu[self.dist.rank].cpu())
@@ -280,8 +213,7 @@ class Trainer:
 
     def elapsed(self) -> float:
         """Training seconds of the whole run, across resumes (the ``elapsed_s`` column of log.csv)."""
-        running = time.perf_counter() - self._fit_start if self._fit_start is not None else 0.0
-        return self._elapsed_before + running
+        return self.clock.elapsed()
 
     # ---------------------------------------------------------------- one step of Algorithm 1
     def _loss(self, x0: torch.Tensor, y: torch.Tensor | None, part: slice) -> torch.Tensor:
@@ -337,38 +269,15 @@ class Trainer:
         self.ema.update(self.model)
         self.step += 1
         loss = loss.detach()
-        self._update_finite(loss)
+        # the gradient counts only where it is clipped (so measured) and not fp16 (whose overflows the scaler skips)
+        check_grad = not self.scaler.is_enabled() and c.grad_clip > 0
+        self._guard.update(self.step, loss, self._grad_norm, check_grad)
         return loss
-
-    def _update_finite(self, loss: torch.Tensor) -> None:
-        """Fold this step into the on-device finite flag, keeping the first bad step's numbers (no host sync).
-
-        Under fp16 an infinite gradient is an overflow the GradScaler skips, so only the loss counts
-        there; without clipping the gradient norm is not computed, and a bad gradient shows in the
-        next step's loss.
-        """
-        ok = torch.isfinite(loss)
-        if not self.scaler.is_enabled() and self.config.grad_clip > 0:
-            ok = ok & torch.isfinite(self._grad_norm)
-        first = self._finite & ~ok
-        now = torch.stack([torch.full_like(loss, self.step, dtype=torch.float32), loss.float(),
-                           self._grad_norm.float()])
-        self._first_bad = torch.where(first, now, self._first_bad)
-        self._finite = self._finite & ok
 
     # ---------------------------------------------------------------- the helpers fit() calls
     def check_finite(self) -> None:
         """Raise :class:`NonFiniteError` if any step so far was non-finite (reads the device flag: one sync)."""
-        if bool(self._finite):
-            return
-        step, loss, grad_norm = self._first_bad.tolist()
-        amp = {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.amp_dtype]
-        raise NonFiniteError(
-            f"non-finite training signal at step {int(step)} (loss = {loss:.4g}, gradient norm = "
-            f"{grad_norm:.4g}); stopped without saving, so the last good checkpoint in {self.out} is "
-            f"untouched. Likely causes: a learning rate too high (lr = {self.config.lr}; try a smaller one or a "
-            f"longer warm-up), mixed precision (amp = {amp}; try --amp bf16 or --amp off), or too little "
-            f"gradient clipping (grad_clip = {self.config.grad_clip}).")
+        self._guard.check(out=self.out, lr=self.config.lr, amp_dtype=self.amp_dtype, grad_clip=self.config.grad_clip)
 
     def _sample_grid(self) -> None:
         c = self.config
@@ -377,71 +286,33 @@ class Trainer:
         (self.out / "samples").mkdir(parents=True, exist_ok=True)
         save_image_grid(images, self.out / "samples" / f"step-{self.step:08d}.png")
 
-    def _open_log(self):
-        """log.csv opened for appending; rows past the resumed step (a crash after the checkpoint) are dropped."""
-        path = self.out / "log.csv"
-        rows = []
-        if path.exists():
-            with open(path, newline="") as f:
-                rows = [r for r in csv.DictReader(f) if r.get("step", "").isdigit() and int(r["step"]) <= self.step]
-        f = open(path, "w", newline="")  # noqa: SIM115 (closed in fit)
-        writer = csv.DictWriter(f, fieldnames=LOG_FIELDS)
-        writer.writeheader()
-        writer.writerows({k: r.get(k, "") for k in LOG_FIELDS} for r in rows)
-        return f, writer
-
-    def _log(self, writer, loss_sum: torch.Tensor, n: int, since: tuple[int, float]) -> float:
+    def _log(self, log: RunLog | None, loss_sum: torch.Tensor, n: int, since: tuple[int, float]) -> float:
         """Write one log.csv row (mean loss over the last ``n`` steps, over all ranks); returns that loss."""
         c, now = self.config, time.perf_counter()
         loss = all_reduce_mean(loss_sum / n, self.dist).item()
         ips = (self.step - since[0]) * c.batch_size / max(now - since[1], 1e-9)
-        if writer is not None:
+        if log is not None:
             grad_norm = f"{self._grad_norm.item():.4f}" if c.grad_clip > 0 else ""
-            writer.writerow({"step": self.step, "loss": f"{loss:.6f}", "grad_norm": grad_norm,
-                             "lr": f"{warmup_lr(self.step - 1, c.lr, self.warmup):.3e}",
-                             "images_per_s": f"{ips:.1f}", "elapsed_s": f"{self.elapsed():.1f}"})
-            self._log_file.flush()
+            log.write({"step": self.step, "loss": f"{loss:.6f}", "grad_norm": grad_norm,
+                       "lr": f"{warmup_lr(self.step - 1, c.lr, self.warmup):.3e}",
+                       "images_per_s": f"{ips:.1f}", "elapsed_s": f"{self.elapsed():.1f}"})
         return loss
 
     def _report_pace(self, since: tuple[int, float]) -> None:
         """Print s/step and the projected time to ``config.steps``, from the steps since ``since`` (one sync)."""
-        from ..nets.presets import get_preset
-
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         per_step = (time.perf_counter() - since[1]) / max(self.step - since[0], 1)
-        left = (self.config.steps - self.step) * per_step
-        hint = ""
-        if get_preset(self.config.preset).hardware == "gpu" and self.device.type == "cpu":
-            hint = (f"; preset {self.config.preset!r} is sized for a GPU: on a CPU, --preset cpu trains in about "
-                    "30 minutes")
-        print(f"minidiff: {per_step:.3g} s/step on {self.device}: about {_duration(left)} for the remaining "
-              f"{self.config.steps - self.step} steps{hint}", file=sys.stderr, flush=True)
+        print(pace_message(per_step, self.config.steps - self.step, self.device, self.config.preset),
+              file=sys.stderr, flush=True)
 
-    def _install_signal_handlers(self) -> dict[int, Any]:
-        """On SIGINT or SIGTERM, finish the current step, save and return; a second one stops at once.
-
-        Main thread only (Python delivers signals there); a signal that is ignored (SIG_IGN) stays
-        ignored. Returns the previous handlers, which :meth:`fit` puts back.
-        """
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-
-        def handler(signum, frame):
-            if self._stop:  # a second signal: stop now, without a checkpoint
-                print(f"minidiff: second {signal.Signals(signum).name}: stopping now without a new checkpoint "
-                      "(the last one written stays intact)", file=sys.stderr, flush=True)
-                if signum == signal.SIGINT:
-                    raise KeyboardInterrupt
-                raise SystemExit(128 + signum)
-            self._stop = True
-            self.stopped_by = signum
-
-        previous = {}
-        for sig in STOP_SIGNALS:
-            if signal.getsignal(sig) is not signal.SIG_IGN:
-                previous[sig] = signal.signal(sig, handler)
-        return previous
+    def _request_stop(self, signum: int) -> bool:
+        """The first SIGINT or SIGTERM: finish the current step, save and return (True); a second one: False."""
+        if self._stop:
+            return False
+        self._stop = True
+        self.stopped_by = signum
+        return True
 
     def _stop_agreed(self) -> bool:
         """Whether to stop after this step. Under DDP the ranks agree one step late (an all-reduce MAX of the
@@ -457,30 +328,27 @@ class Trainer:
     # ---------------------------------------------------------------- the loop
     @contextlib.contextmanager
     def _fit_session(self):
-        """Around the loop: run folder, log.csv, signal handlers, progress bar and the clock; yields (writer, bar)."""
+        """Around the loop: run folder, log.csv, signal handlers, progress bar and the clock; yields (log, bar)."""
         from tqdm.auto import tqdm
 
         c, main = self.config, self.dist.is_main
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
-        log_file, writer = self._open_log() if main else (None, None)
-        self._log_file = log_file
+        log = RunLog(self.out / "log.csv", self.step) if main else None
         self._stop, self.stopped_by, self._stop_flag = False, None, None
-        old_handlers = self._install_signal_handlers()
+        old_handlers = install_stop_handlers(self._request_stop)
         bar = tqdm(total=c.steps, initial=self.step, disable=not (c.progress and main), desc="training",
                    unit="it", dynamic_ncols=True)
         self.model.train()
-        self._fit_start = time.perf_counter()
+        self.clock.begin()
         try:
-            yield writer, bar
+            yield log, bar
         finally:
             bar.close()
-            if log_file is not None:
-                log_file.close()
-            for sig, old in old_handlers.items():
-                signal.signal(sig, old if old is not None else signal.SIG_DFL)
-            self.last_fit_seconds = time.perf_counter() - self._fit_start
-            self._elapsed_before, self._fit_start = self._elapsed_before + self.last_fit_seconds, None
+            if log is not None:
+                log.close()
+            restore_handlers(old_handlers)
+            self.last_fit_seconds = self.clock.end()
 
     def fit(self) -> dict[str, float]:
         """Train until ``config.steps``; checkpoint every ``ckpt_every`` steps, at the end, and on SIGINT/SIGTERM.
@@ -492,7 +360,7 @@ class Trainer:
         after a non-finite loss or gradient, naming that step, without saving. Returns {"step", "loss", "seconds"}.
         """
         c, main = self.config, self.dist.is_main
-        with self._fit_session() as (writer, bar):
+        with self._fit_session() as (log, bar):
             first, since = self.step, (self.step, time.perf_counter())
             loss_sum, n_sum, last_loss = None, 0, float("nan")
             while self.step < c.steps:
@@ -507,7 +375,7 @@ class Trainer:
                 due_sample = c.sample_every and self.step % c.sample_every == 0
                 if self.step % c.log_every == 0 or self.step == c.steps or due_ckpt or due_sample:
                     self.check_finite()  # before anything is written from these weights
-                    last_loss = self._log(writer, loss_sum, n_sum, since)
+                    last_loss = self._log(log, loss_sum, n_sum, since)
                     bar.set_postfix(loss=f"{last_loss:.4f}")
                     loss_sum, n_sum, since = None, 0, (self.step, time.perf_counter())
                 if due_sample and main:
@@ -525,17 +393,6 @@ class Trainer:
 
     def close(self) -> None:
         cleanup(self.dist)
-
-
-def _duration(seconds: float) -> str:
-    """'42 s', '12 min', '3.4 h' or '5.6 days'."""
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 2 * 3600:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
 
 
 def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
