@@ -163,3 +163,12 @@ def test_inception_metrics_hands_torch_fidelity_rgb_uint8_images_and_the_weights
     assert first.dtype == torch.uint8 and first.shape == (3, 28, 28) and torch.equal(first[0], first[2])
     assert int(first.min()) == 0 and int(seen["input1"][2].max()) == 255 and len(seen["input2"]) == 5
     assert seen["feature_extractor_weights_path"] == str(weights) and seen["fid"] and seen["isc"]
+
+
+def test_reference_classifier_refuses_images_that_are_not_mnist_shaped(tmp_path):
+    patches = ImageData("cifar10-offline", torch.zeros(4, 3, 32, 32, dtype=torch.uint8), torch.zeros(4).long(), 2,
+                        flip=True)
+    with pytest.raises(ValueError, match=r"MNIST-shaped digits \(1, 28, 28\), got 'cifar10-offline'"):
+        reference_classifier(patches, root=tmp_path)
+    with pytest.raises(ValueError, match="steps must be a positive int, got steps = 0"):
+        ClassifierConfig(steps=0)
