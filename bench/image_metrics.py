@@ -48,21 +48,20 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="mnist-offline", help="mnist-offline (default) or mnist")
-    p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads to train the classifier on (default 1)")
     p.add_argument("--pairs", type=int, default=5, help="random real-vs-real splits per n (default 5)")
     p.add_argument("--retrain", action="store_true", help="retrain the classifier even if it is cached")
     args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
     train, test = load_dataset(args.data, "train"), load_dataset(args.data, "test")
     load_before = os.getloadavg()[0]
     start, cpu_start = time.perf_counter(), time.process_time()
-    clf = reference_classifier(train, retrain=args.retrain)
+    clf = reference_classifier(train, retrain=args.retrain, threads=args.threads)
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     cfg = clf.info["config"]
     if clf.info["from_cache"]:
         how = f"loaded from the cache in {elapsed:.1f} s (it trained in {clf.info['train_seconds']:.0f} s)"
     else:
-        how = (f"trained in {elapsed:.0f} s wall, {cpu:.0f} s CPU, on {args.threads} threads; load average "
+        how = (f"trained in {elapsed:.0f} s wall, {cpu:.0f} s CPU, on {args.threads} thread(s); load average "
                f"{load_before:.1f} before and {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} cores")
     print(f"classifier: {clf.info['architecture']}, {cfg['steps']} steps at batch {cfg['batch_size']} on "
           f"{clf.info['n_train']} {args.data} training digits; {how}")

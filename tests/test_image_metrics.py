@@ -172,3 +172,19 @@ def test_reference_classifier_refuses_images_that_are_not_mnist_shaped(tmp_path)
         reference_classifier(patches, root=tmp_path)
     with pytest.raises(ValueError, match="steps must be a positive int, got steps = 0"):
         ClassifierConfig(steps=0)
+
+
+def test_train_classifier_restores_the_torch_thread_count(digits):
+    train, _ = digits
+    small = ImageData("mnist-offline", train.images[:16], train.labels[:16], 10, flip=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        from minidiff.metrics.classifier import train_classifier
+
+        model = train_classifier(small, ClassifierConfig(steps=1, batch_size=8), threads=1)
+        assert torch.get_num_threads() == 2 and not model.training
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="threads must be a positive int or None, got threads = 0"):
+        train_classifier(small, threads=0)

@@ -7,9 +7,10 @@ architecture and the training images) and reloads it on every later call. The ne
 two 5×5 convolutions with stride 2 (16 and 32 channels, each followed by ReLU; 28 → 14 → 7 pixels),
 a 128-unit hidden layer (the *penultimate features*) and 10 logits, about 0.9 M multiply-adds per
 image. It sees images in [−1, 1], the scale of the diffusion models (Sec. 3.3), and trains with
-±2-pixel random shifts, 1,500 AdamW steps at batch 128 (3.2 epochs of full MNIST). The design target is ≥ 98 % test
-accuracy on full MNIST; that is untested here (no internet on the machine that wrote this). On the
-offline digits its test accuracy is measured by ``bench/image_metrics.py`` and stated in its output.
+±2-pixel random shifts, 1,500 AdamW steps at batch 128 (3.2 epochs of full MNIST). The design target
+is ≥ 98 % test accuracy on full MNIST; that is untested here (no internet on the machine that wrote
+this). On the offline digits, ``bench/image_metrics.py`` measures its training time, test accuracy,
+confident share and Fréchet floor (figures in ``bench/README.md``).
 
 From it, for a batch of generated digits (Part II, chapter "DDPM on MNIST"):
 
@@ -125,14 +126,29 @@ def _cache_key(data: ImageData, config: ClassifierConfig) -> str:
     return digest.hexdigest()[:12]
 
 
-def train_classifier(data: ImageData, config: ClassifierConfig | None = None, progress: bool = False) -> MnistCNN:
+def train_classifier(data: ImageData, config: ClassifierConfig | None = None, progress: bool = False,
+                     threads: int | None = 1) -> MnistCNN:
     """Train :class:`MnistCNN` on ``data`` (uint8 images and labels) for ``config.steps`` steps; no caching.
 
-    Deterministic for a given config on one machine (its own generator for the weights, batches and shifts).
+    Runs on ``threads`` torch threads (restored afterwards; ``None``: leave torch's setting). One thread
+    is the default because it is the fastest here: on this project's shared 2-core machine the default
+    config trained in 22 s on one thread and in 315 s on two (``bench/image_metrics.py``). Deterministic
+    for a given config and thread count on one machine (its own generator for weights, batches and shifts).
     """
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be a positive int or None, got threads = {threads!r}")
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _train(data, config or ClassifierConfig(), progress)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train(data: ImageData, config: ClassifierConfig, progress: bool) -> MnistCNN:
     from tqdm.auto import tqdm
 
-    config = config or ClassifierConfig()
     gen = torch.Generator().manual_seed(config.seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
@@ -157,11 +173,12 @@ def train_classifier(data: ImageData, config: ClassifierConfig | None = None, pr
 
 def reference_classifier(data: str | ImageData, config: ClassifierConfig | None = None, *,
                          root: str | os.PathLike | None = None, retrain: bool = False,
-                         progress: bool = False) -> MnistCNN:
+                         progress: bool = False, threads: int | None = 1) -> MnistCNN:
     """The reference MNIST classifier for ``data``: loaded from the cache, or trained once and cached.
 
     ``data``: a data set name (``"mnist"``, ``"mnist-offline"``), whose training split is loaded, or
-    an :class:`~minidiff.data.ImageData` of training digits. The file is
+    an :class:`~minidiff.data.ImageData` of training digits. It trains on ``threads`` threads (see
+    :func:`train_classifier`) for a fixed number of steps, so its time does not grow with the data. The file is
     ``cache_dir(root)/classifiers/<name>-<hash>.pt``. ``retrain=True`` trains and overwrites it.
     The returned model is in eval mode on the CPU; ``model.info`` says where it came from
     (``from_cache``, ``train_seconds`` of the run that made it, ``path``, ``n_train``).
@@ -182,7 +199,7 @@ def reference_classifier(data: str | ImageData, config: ClassifierConfig | None 
         model.info = {**saved["info"], "from_cache": True, "path": str(path)}
         return model.eval()
     start = time.perf_counter()
-    model = train_classifier(data, config, progress)
+    model = train_classifier(data, config, progress, threads)
     info = {"data": data.name, "n_train": len(data.images), "train_seconds": time.perf_counter() - start,
             "config": dataclasses.asdict(config), "architecture": ARCHITECTURE}
     path.parent.mkdir(parents=True, exist_ok=True)
