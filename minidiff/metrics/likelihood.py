@@ -4,7 +4,7 @@ The bound itself is :func:`minidiff.losses.negative_elbo` (Eq. 5: L_T + Σ_{t>1}
 L_0 the discretized Gaussian decoder of Eq. 13, in bits/dim); this module only runs it over a data
 set, one batch at a time, with a progress bar, and averages. One evaluation costs T network calls
 per batch (T = 1000 for the paper's schedule). The paper reports ≤ 3.70 (L_vlb) and ≤ 3.75
-(L_simple) bits/dim on the CIFAR-10 test set (Ho et al. 2020, Table 2). Chapter "DDPM on MNIST".
+(L_simple) bits/dim on the CIFAR-10 test set (Ho et al. 2020, Table 1). Chapter "DDPM on MNIST".
 """
 
 from __future__ import annotations
