@@ -1,4 +1,10 @@
-"""Metrics: distances between generated samples and data, reported beside their noise floor."""
+"""Metrics: distances between generated samples and data, reported beside their noise floor.
+
+Part I (2D): :mod:`.two_d`. Part II (images), each loaded on first use:
+:mod:`.frechet` (Fréchet distance and Inception Score on any features), :mod:`.classifier` (the
+reference MNIST classifier and the figures read from it), :mod:`.likelihood` (bits/dim),
+:mod:`.neighbours` (nearest training neighbours) and :mod:`.fid` (FID and IS through torch-fidelity).
+"""
 
 from .two_d import (
     METRICS,
@@ -13,7 +19,30 @@ from .two_d import (
     versus_floor,
 )
 
+# Part II names, each imported from its module on first use (``minidiff.metrics.frechet_distance``).
+_LAZY = {
+    "frechet": ("GaussianStats", "extract_features", "frechet_distance", "frechet_floor", "frechet_from_stats",
+                "gaussian_stats", "inception_score"),
+    "classifier": ("ClassifierConfig", "MnistCNN", "accuracy", "class_histogram", "classifier_features",
+                   "classifier_frechet", "confident_share", "kl_to_uniform", "predict_proba", "reference_classifier"),
+    "likelihood": ("BitsPerDim", "bits_per_dim"),
+    "neighbours": ("Neighbours", "nearest_neighbours"),
+    "fid": ("FidUnavailableError", "inception_metrics"),
+}
+_LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}
+
+
+def __getattr__(name: str):
+    import importlib
+
+    if name in _LAZY:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name in _LAZY_NAMES:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY_NAMES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "METRICS", "FloorReport", "energy_distance", "get_metric", "median_bandwidth", "mmd_rbf", "noise_floor",
-    "real_pair_values", "sliced_wasserstein", "versus_floor",
+    "real_pair_values", "sliced_wasserstein", "versus_floor", *_LAZY_NAMES,
 ]
