@@ -14,6 +14,7 @@ import numbers
 import reprlib
 from collections.abc import Iterable
 
+import numpy as np
 import torch
 
 _short = reprlib.Repr()
@@ -175,3 +176,24 @@ def at_least_float32(x: torch.Tensor) -> torch.Tensor:
     float64 values are cast to the working dtype, and bf16 would put 7 % errors into a learned variance.
     """
     return x.float() if x.is_floating_point() and torch.finfo(x.dtype).bits < 32 else x
+
+
+def check_point_matrix(name: str, x) -> torch.Tensor:
+    """A point cloud or feature matrix (N, D), N >= 2, D >= 1, of finite reals: returned as float64 on the CPU.
+
+    Accepts a torch.Tensor or a numpy array (the metrics take either).
+    """
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(x)
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor or numpy array of shape (N, D), got {type(x).__name__}")
+    if x.dtype == torch.bool or x.is_complex():
+        raise TypeError(f"{name} must hold real numbers, got dtype {x.dtype}")
+    if x.dim() != 2:
+        raise ValueError(f"{name} must have shape (N, D), got {tuple(x.shape)}")
+    if x.shape[0] < 2 or x.shape[1] < 1:
+        raise ValueError(f"{name} must have at least 2 points and 1 dimension, got shape {tuple(x.shape)}")
+    x = x.detach().to("cpu", torch.float64)
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return x

@@ -27,6 +27,8 @@ from typing import NamedTuple, Union
 import numpy as np
 import torch
 
+from .._checks import check_point_matrix
+
 ArrayLike = Union[torch.Tensor, np.ndarray]
 Extractor = Callable[[torch.Tensor], torch.Tensor]
 
@@ -39,25 +41,9 @@ class GaussianStats(NamedTuple):
     n: int
 
 
-def _features(name: str, x: ArrayLike) -> torch.Tensor:
-    """Validate a feature matrix (N, D) with N >= 2 and return it as float64 on the CPU."""
-    if isinstance(x, np.ndarray):
-        x = torch.from_numpy(x)
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor or numpy array of shape (N, D), got {type(x).__name__}")
-    if x.dtype == torch.bool or x.is_complex():
-        raise TypeError(f"{name} must hold real numbers, got dtype {x.dtype}")
-    if x.dim() != 2 or x.shape[0] < 2 or x.shape[1] < 1:
-        raise ValueError(f"{name} must have shape (N, D) with N >= 2 and D >= 1, got {tuple(x.shape)}")
-    x = x.detach().to("cpu", torch.float64)
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return x
-
-
 def gaussian_stats(features: ArrayLike) -> GaussianStats:
     """The mean and the unbiased covariance (divisor n − 1, as in FID) of features (N, D)."""
-    f = _features("features", features)
+    f = check_point_matrix("features", features)
     mu = f.mean(0)
     centred = f - mu
     return GaussianStats(mu, centred.T @ centred / (f.shape[0] - 1), int(f.shape[0]))
@@ -94,8 +80,8 @@ def frechet_distance(features1: ArrayLike, features2: ArrayLike) -> float:
     Biased upwards at small n (see the module docstring): compare values only at equal n, beside
     the real-vs-real value at that n. Chapter "DDPM on MNIST".
     """
-    a = gaussian_stats(_features("features1", features1))
-    b = gaussian_stats(_features("features2", features2))
+    a = gaussian_stats(check_point_matrix("features1", features1))
+    b = gaussian_stats(check_point_matrix("features2", features2))
     if a.mu.shape != b.mu.shape:
         raise ValueError(f"features1 and features2 must have the same dimension D, got {a.mu.shape[0]} "
                          f"and {b.mu.shape[0]}")
@@ -124,7 +110,7 @@ def frechet_floor(features: ArrayLike, n: int, n_pairs: int = 3, seed: int = 0) 
 
     Needs 2n ≤ len(features). The subsets come from ``seed``, so the values are reproducible.
     """
-    f = _features("features", features)
+    f = check_point_matrix("features", features)
     if isinstance(n, bool) or not isinstance(n, int) or n < 2 or 2 * n > f.shape[0]:
         raise ValueError(f"n must be an int with 2 <= n and 2n <= {f.shape[0]} (the number of real rows), "
                          f"got n = {n!r}")
@@ -147,7 +133,7 @@ def inception_score(probs: ArrayLike, splits: int = 10) -> tuple[float, float]:
     1 when every row is the same, K when each row is one-hot and the classes are balanced. With
     Inception-v3 on CIFAR-10-like images it is the IS papers report (e.g. 9.46, Ho et al. 2020 Table 1).
     """
-    p = _features("probs", probs)
+    p = check_point_matrix("probs", probs)
     if bool((p < 0).any()) or not torch.allclose(p.sum(1), torch.ones(p.shape[0], dtype=p.dtype), atol=1e-6):
         raise ValueError("probs must hold probabilities: non-negative rows that sum to 1")
     if isinstance(splits, bool) or not isinstance(splits, int) or not 1 <= splits <= p.shape[0]:

@@ -22,32 +22,16 @@ from typing import NamedTuple, Union
 import numpy as np
 import torch
 
+from .._checks import check_point_matrix
+
 ArrayLike = Union[torch.Tensor, np.ndarray]
 Metric = Callable[[ArrayLike, ArrayLike], float]
 
 _BLOCK = 2048  # rows per block of pairwise distances: 2048 x 5000 float64 is 80 MB
 
 
-def _as_points(name: str, x: ArrayLike) -> torch.Tensor:
-    """Validate a point cloud (N, D) with N >= 2 and return it as a float64 CPU tensor."""
-    if isinstance(x, np.ndarray):
-        x = torch.from_numpy(x)
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor or numpy array of shape (N, D), got {type(x).__name__}")
-    if x.dtype == torch.bool or x.is_complex():
-        raise TypeError(f"{name} must hold real numbers, got dtype {x.dtype}")
-    if x.dim() != 2:
-        raise ValueError(f"{name} must have shape (N, D), got {tuple(x.shape)}")
-    if x.shape[0] < 2 or x.shape[1] < 1:
-        raise ValueError(f"{name} must have at least 2 points and 1 dimension, got shape {tuple(x.shape)}")
-    x = x.detach().to("cpu", torch.float64)
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return x
-
-
 def _pair(x: ArrayLike, y: ArrayLike) -> tuple[torch.Tensor, torch.Tensor]:
-    x, y = _as_points("x", x), _as_points("y", y)
+    x, y = check_point_matrix("x", x), check_point_matrix("y", y)
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y must have the same dimension D, got x {tuple(x.shape)} and y {tuple(y.shape)}")
     return x, y
