@@ -31,9 +31,12 @@ PY=${PYTHON:-python3}
 [ -x "$ROOT/.venv/bin/python" ] && [ -z "${PYTHON:-}" ] && PY="$ROOT/.venv/bin/python"
 mkdir -p "$OUT"
 WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 MPLBACKEND=Agg
 exec > >(tee "$OUT/gpu_check.log") 2>&1
+TEE=$!
+# At exit, close our end of the pipe and wait for tee, so the log keeps its last lines.
+finish() { local rc=$?; exec >&- 2>&-; wait "$TEE" 2>/dev/null; rm -rf "$WORK"; exit $rc; }
+trap finish EXIT
 START=$(date +%s)
 echo "gpu_check: $(date -u +%FT%TZ), $( [ $DRY = 1 ] && echo 'CPU dry run' || echo 'GPU run'), python $PY, OUT=$OUT"
 

@@ -90,7 +90,9 @@ class DiffusersEps(nn.Module):
         self.unet = unet
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return self.unet(x, t).sample
+        from minidiff.schedules import to_zero_indexed
+
+        return self.unet(x, to_zero_indexed(t)).sample  # diffusers counts time from 0; minidiff from 1
 
 
 def load_diffusers():

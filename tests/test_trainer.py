@@ -352,3 +352,15 @@ def test_no_host_sync_between_log_steps(tmp_path, monkeypatch):
     calls["n"] = 0
     Trainer(small_config(tmp_path / "b", steps=2, log_every=2), data=small_data()).fit()
     assert per_fit_10 == calls["n"] > 0
+
+
+def test_resuming_a_checkpoint_of_another_kind_of_device_says_so(tmp_path):
+    """A CUDA run's random streams cannot continue on a CPU generator: the error says which device to use."""
+    from minidiff.training import CheckpointError
+
+    trainer = run(small_config(tmp_path, steps=2))
+    state = trainer.state_dict()
+    state["rng"]["noise"] = torch.zeros(16, dtype=torch.uint8)  # a CUDA generator's state is 16 bytes
+    state["config"]["device"] = "cuda"
+    with pytest.raises(CheckpointError, match="of another kind of device than cpu: it was trained with --device cuda"):
+        Trainer(small_config(tmp_path, steps=3), data=small_data(), resume=True).load(tmp_path / "last.pt", state)

@@ -93,15 +93,27 @@ def extract_features(extractor: Extractor, images: torch.Tensor, batch_size: int
     """``extractor`` applied to ``images`` (N, ...) in batches of ``batch_size``: (N, D) float64 on the CPU.
 
     ``extractor`` is any callable from a batch of images to (B, D) features (an ``nn.Module`` is put
-    in eval mode by the caller). Images go to it as given, on their device.
+    in eval mode by the caller). Each batch goes to the extractor's device when it is an ``nn.Module``
+    or a method of one (``classifier.features``), else it stays on its own device.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got batch_size = {batch_size!r}")
     if not isinstance(images, torch.Tensor) or images.dim() < 2:
         raise ValueError(f"images must be a tensor of shape (N, ...), got {getattr(images, 'shape', type(images))}")
-    parts = [extractor(images[i:i + batch_size]).reshape(min(batch_size, len(images) - i), -1).double().cpu()
+    device = _device_of(extractor)
+    parts = [extractor(images[i:i + batch_size].to(device or images.device))
+             .reshape(min(batch_size, len(images) - i), -1).double().cpu()
              for i in range(0, len(images), batch_size)]
     return torch.cat(parts)
+
+
+def _device_of(extractor: Extractor) -> torch.device | None:
+    """The device of an ``nn.Module`` extractor or of the module behind a bound method (``clf.features``)."""
+    module = extractor if isinstance(extractor, torch.nn.Module) else getattr(extractor, "__self__", None)
+    if isinstance(module, torch.nn.Module):
+        p = next(module.parameters(), None)
+        return None if p is None else p.device
+    return None
 
 
 def frechet_floor(features: ArrayLike, n: int, n_pairs: int = 3, seed: int = 0) -> list[float]:

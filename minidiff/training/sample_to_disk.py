@@ -165,7 +165,7 @@ def _check_labels(labels: torch.Tensor | None, n: int, model) -> torch.Tensor | 
         raise ValueError(f"labels must be n = {n} integer labels, got {labels.dtype} of shape {tuple(labels.shape)}")
     if n and not (0 <= int(labels.min()) and int(labels.max()) < num_classes):
         raise ValueError(f"labels must be in [0, {num_classes}), got min {int(labels.min())}, max {int(labels.max())}")
-    return labels.long()
+    return labels.long().cpu()  # on the CPU: the .npz writer stores them; each chunk moves its slice
 
 
 def _chunk_net(model, labels: torch.Tensor | None, guidance: float, device: torch.device):

@@ -189,7 +189,12 @@ class Trainer:
             self.batcher.load_state_dict(rng["data"])
             self.noise_gen.set_state(rng["noise"].cpu())
         except (KeyError, RuntimeError, ValueError) as e:
-            raise CheckpointError(f"{path} could not be restored: {type(e).__name__}: {str(e).splitlines()[0]}") from e
+            saved = state.get("config", {}).get("device", "?")
+            hint = ("" if self.noise_gen.get_state().numel() == state["rng"]["noise"].numel() else
+                    f" (its random streams are of another kind of device than {self.device.type}: it was "
+                    f"trained with --device {saved}; resume it on that kind of device)")
+            raise CheckpointError(f"{path} could not be restored: {type(e).__name__}: "
+                                  f"{str(e).splitlines()[0]}{hint}") from e
         self.step = self._saved_step = int(state["step"])
         self.warmup = int(state.get("warmup", self.warmup))  # the run's own warm-up, whatever --steps is now
         self.clock.before = float(state.get("elapsed_s", 0.0))
@@ -276,7 +281,17 @@ class Trainer:
 
     # ---------------------------------------------------------------- the helpers fit() calls
     def check_finite(self) -> None:
-        """Raise :class:`NonFiniteError` if any step so far was non-finite (reads the device flag: one sync)."""
+        """Raise :class:`NonFiniteError` if any step so far was non-finite (reads the device flag: one sync).
+
+        Under DDP every rank stops when any rank saw a non-finite value (an all-reduce of the flag), so
+        the others never wait for it in the next collective.
+        """
+        if self.dist.distributed:
+            bad_anywhere = max_over_ranks(0.0 if bool(self._guard.finite) else 1.0, self.dist)
+            if bool(self._guard.finite) and bool(bad_anywhere):
+                raise NonFiniteError(f"another process of this run saw a non-finite training signal by step "
+                                     f"{self.step}; stopped without saving, so the last good checkpoint in "
+                                     f"{self.out} is untouched (that process's message names the step and causes)")
         self._guard.check(out=self.out, lr=self.config.lr, amp_dtype=self.amp_dtype, grad_clip=self.config.grad_clip)
 
     def _sample_grid(self) -> None:
