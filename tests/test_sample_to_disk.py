@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _helpers import perturb
 
 from minidiff.nets.presets import build_unet
 from minidiff.samplers import sample
@@ -18,12 +19,7 @@ SHAPE = (1, 28, 28)
 def net() -> torch.nn.Module:
     """The tiny U-Net with random weights on every layer (the zero-initialized ones too)."""
     torch.manual_seed(0)
-    model = build_unet("tiny")
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn(p.shape, generator=g))
-    return model.eval()
+    return perturb(build_unet("tiny"), seed=1)
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _helpers import perturb
 
 from minidiff.nets.presets import PRESETS, build_unet, get_preset
 from minidiff.nets.unet import AttnBlock, Downsample, UNet, count_parameters, from_diffusers_state_dict, guided
@@ -14,13 +15,6 @@ from minidiff.schedules import to_zero_indexed
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "unet_throughput.py"
 
 
-def _perturb(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Give the zero-initialized layers random weights so that every path affects the output."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn(p.shape, generator=g))
-    return model.eval()
 
 
 def test_cifar10_preset_has_exactly_35_746_307_parameters():
@@ -62,7 +56,7 @@ def test_untrained_network_outputs_zero_like_the_official_init(preset):
 
 
 def test_mnist_28x28_round_trips_through_odd_7x7_level_and_keeps_shape():
-    model = _perturb(build_unet("tiny", ch_mult=(1, 1, 1)))  # 28 -> 14 -> 7
+    model = perturb(build_unet("tiny", ch_mult=(1, 1, 1)))  # 28 -> 14 -> 7
     out = model(torch.randn(2, 1, 28, 28), torch.tensor([1, 500]))
     assert out.shape == (2, 1, 28, 28) and torch.isfinite(out).all()
 
@@ -73,7 +67,7 @@ def test_downsample_uses_tensorflow_same_padding_sizes():
 
 
 def test_output_depends_on_timestep():
-    model = _perturb(build_unet("tiny"))
+    model = perturb(build_unet("tiny"))
     x = torch.randn(1, 1, 8, 8)
     assert not torch.allclose(model(x, torch.tensor([0])), model(x, torch.tensor([999])))
 
@@ -85,7 +79,7 @@ def test_learned_variance_doubles_output_channels():
 
 def test_attention_equals_naive_softmax_attention():
     torch.manual_seed(0)
-    block = _perturb(AttnBlock(16, 8))
+    block = perturb(AttnBlock(16, 8))
     x = torch.randn(2, 16, 4, 4)
     B, C, H, W = x.shape
     q, k, v = block.qkv(block.norm(x)).reshape(B, 3, C, H * W).unbind(1)
@@ -95,7 +89,7 @@ def test_attention_equals_naive_softmax_attention():
 
 
 def test_class_conditioning_none_means_the_null_class():
-    model = _perturb(build_unet("tiny", num_classes=10))
+    model = perturb(build_unet("tiny", num_classes=10))
     x, t = torch.randn(2, 1, 8, 8), torch.tensor([5, 6])
     null = torch.full((2,), 10)
     torch.testing.assert_close(model(x, t), model(x, t, null))
@@ -103,7 +97,7 @@ def test_class_conditioning_none_means_the_null_class():
 
 
 def test_guidance_scale_zero_is_the_conditional_model_and_scale_one_extrapolates():
-    model = _perturb(build_unet("tiny", num_classes=10))
+    model = perturb(build_unet("tiny", num_classes=10))
     x, t, y = torch.randn(2, 1, 8, 8), torch.tensor([5, 6]), torch.tensor([1, 2])
     cond, uncond = model(x, t, y), model(x, t)
     torch.testing.assert_close(guided(model, y, 0.0)(x, t), cond, atol=1e-5, rtol=1e-5)

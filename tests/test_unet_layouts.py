@@ -2,18 +2,10 @@
 
 import pytest
 import torch
+from _helpers import perturb
 
 from minidiff.nets.presets import build_unet
 from minidiff.nets.unet import AttnBlock
-
-
-def _perturb(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Give the zero-initialized layers random weights so that every path affects the output."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn(p.shape, generator=g))
-    return model.eval()
 
 
 def test_upsampler_in_channels_last_equals_the_nchw_result_also_when_split_into_pieces(monkeypatch):
@@ -41,7 +33,7 @@ def test_upsample_module_gives_the_same_output_in_both_memory_formats(monkeypatc
     from minidiff.nets import unet
 
     monkeypatch.setattr(unet, "NEAREST_NHWC_MAX_ELEMENTS", 3 * 8 * 8 * 8)  # force the split path
-    up = _perturb(unet.Upsample(8))
+    up = perturb(unet.Upsample(8))
     x = torch.randn(7, 8, 4, 4)
     with torch.no_grad():
         torch.testing.assert_close(up(x.contiguous(memory_format=torch.channels_last), (8, 8)), up(x, (8, 8)),
@@ -70,7 +62,7 @@ def _sdpa_inputs(monkeypatch, block, x):
 def test_attention_passes_q_k_v_with_unit_stride_channels_and_keeps_its_output(monkeypatch, memory_format):
     """Flash / memory-efficient SDPA need the head dimension at stride 1 (issue 15 item 5)."""
     torch.manual_seed(0)
-    block = _perturb(AttnBlock(16, 8))
+    block = perturb(AttnBlock(16, 8))
     x = torch.randn(3, 16, 5, 4).contiguous(memory_format=memory_format)
     out, (q, k, v) = _sdpa_inputs(monkeypatch, block, x)
     assert q.shape == k.shape == v.shape == (3, 1, 20, 16)
@@ -85,7 +77,7 @@ def test_attention_passes_q_k_v_with_unit_stride_channels_and_keeps_its_output(m
 
 
 def test_unet_output_is_the_same_in_nchw_and_channels_last():
-    model = _perturb(build_unet("tiny"))
+    model = perturb(build_unet("tiny"))
     x, t = torch.randn(2, 1, 28, 28), torch.tensor([3, 600])
     with torch.no_grad():
         nchw = model(x, t)
