@@ -54,6 +54,12 @@ RUNS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
         for budget, base in (("smoke", {**_SMOKE, "steps": 6}), ("cpu", {**_CPU, "steps": 1500}),
                              ("gpu", {**_GPU, "steps": 2500}))
     },
+    # Classifier-free guidance (Ho & Salimans 2022): one class-conditional network with a null class.
+    "guidance": {
+        "smoke": {"main": {**_SMOKE, "class_conditional": True}},
+        "cpu": {"main": {**_CPU, "class_conditional": True}},
+        "gpu": {"main": {**_GPU, "steps": 15_000, "class_conditional": True}},
+    },
     # Chapter "The U-Net": self-attention on vs off, everything else equal.
     "unet_design": {
         budget: {"attention": base, "no_attention": {**base, "attn_resolutions": ()}}
