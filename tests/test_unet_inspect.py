@@ -148,3 +148,11 @@ def test_diffusers_unet_without_diffusers_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "diffusers", None)
     with pytest.raises(ImportError, match="pip install diffusers"):
         diffusers_unet("tiny")
+
+
+@pytest.mark.parametrize("levels", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("num_res_blocks", [1, 2, 3])
+def test_receptive_field_equals_the_closed_form_of_the_book_page(levels, num_res_blocks):
+    # book/receptive_field.md: r = 1 + (8N + 4)(2^L − 1) + 12 · 2^(L−1)
+    closed_form = 1 + (8 * num_res_blocks + 4) * (2**levels - 1) + 12 * 2 ** (levels - 1)
+    assert receptive_field({"ch_mult": (1,) * levels, "num_res_blocks": num_res_blocks}) == closed_form
