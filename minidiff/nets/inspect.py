@@ -110,18 +110,23 @@ if hasattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu"):
 
 
 def count_flops(model: nn.Module, x: torch.Tensor, t: torch.Tensor, **kwargs: Any) -> dict[str, int]:
-    """Floating-point operations of one forward pass ``model(x, t)``, per image: {aten op: FLOPs}.
+    """Floating-point operations of one forward pass ``model(x, t)``, per image: {operation: FLOPs}.
 
     Counted by ``torch.utils.flop_counter.FlopCounterMode`` (a multiply-add is 2 FLOPs; convolutions,
     linear layers and the two matmuls of self-attention; normalizations and activations are not counted,
-    a few percent at most). x: (B, C, H, W), t: (B,); the counts are divided by B. ``sum(...values())``
-    is the total. Chapter "The U-Net".
+    a few percent at most). Operations: ``convolution``, ``linear`` and ``attention`` (whichever kernel ran it),
+    and any other aten op by name. x: (B, C, H, W), t: (B,); the counts are divided by B.
+    ``sum(...values())`` is the total. Chapter "The U-Net".
     """
     B = x.shape[0]
     with FlopCounterMode(display=False, custom_mapping=_EXTRA_FLOP_FORMULAS) as counter, torch.no_grad():
         model(x, t, **kwargs)
-    counts = counter.get_flop_counts().get("Global", {})
-    return {str(op).removeprefix("aten.").removesuffix(".default"): int(n) // B for op, n in counts.items()}
+    out: dict[str, int] = {}
+    for op, n in counter.get_flop_counts().get("Global", {}).items():
+        name = str(op).removeprefix("aten.").removesuffix(".default")
+        name = {"addmm": "linear", "mm": "linear"}.get(name, "attention" if "attention" in name else name)
+        out[name] = out.get(name, 0) + int(n) // B
+    return out
 
 
 def estimated_wall_time(flops_per_image: float, steps: int, batch_size: int, *,
