@@ -41,6 +41,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from minidiff.nets.diffusers_peer import diffusers_config
+
 PARAMS = 35_746_307
 SETTINGS = {
     "eager-fp32": dict(amp=False, channels_last=False, compile=False),
@@ -48,30 +50,6 @@ SETTINGS = {
     "bf16+cl": dict(amp=True, channels_last=True, compile=False),
     "bf16+cl+compile": dict(amp=True, channels_last=True, compile=True),
 }
-
-
-def diffusers_config(unet_kwargs: dict) -> dict:
-    """UNet2DModel keyword arguments of the network a minidiff preset builds (same layers, same parameter count).
-
-    ``unet_kwargs``: a preset's :class:`minidiff.nets.UNet` arguments (``get_preset(name).unet``). Attention
-    goes to the levels whose size is in ``attn_resolutions``; one head of all channels, as in the paper.
-    """
-    ch, mult, res = unet_kwargs["ch"], tuple(unet_kwargs["ch_mult"]), unet_kwargs["resolution"]
-    attn = set(unet_kwargs["attn_resolutions"])
-    levels = []
-    for level in range(len(mult)):
-        levels.append(res in attn)
-        if level != len(mult) - 1:
-            res = math.ceil(res / 2)
-    return dict(
-        sample_size=unet_kwargs["resolution"], in_channels=unet_kwargs["in_channels"],
-        out_channels=unet_kwargs["in_channels"], layers_per_block=unet_kwargs["num_res_blocks"],
-        block_out_channels=tuple(ch * m for m in mult),
-        down_block_types=tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in levels),
-        up_block_types=tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(levels)),
-        norm_num_groups=unet_kwargs.get("num_groups", 32), norm_eps=1e-6, dropout=unet_kwargs["dropout"],
-        downsample_padding=0, flip_sin_to_cos=False, freq_shift=1, attention_head_dim=None,
-    )
 
 
 def diffusers_equivalent(diffusers, preset: str = "cifar10"):
