@@ -187,3 +187,11 @@ def test_distortion_scale_is_the_papers_0_255_scale(short):
     a = rate_distortion(model, x0, short, generator=torch.Generator().manual_seed(0))
     b = rate_distortion(model, x0, short, scale=1.0, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(a.distortion, 127.5 * b.distortion)
+
+
+def test_unit_variance_rate_term_simplifies_as_on_the_book_page(linear):
+    """Exercise 1 of "Progressive coding and rate–distortion": c_t²(1−ᾱ_t)/(2β̃_t) = ᾱ_{t−1}β_t/(2(1−ᾱ_{t−1}))."""
+    t = torch.arange(2, linear.T + 1)
+    ab, ab_prev, beta = linear.alpha_bars[t], linear.alpha_bars_prev[t], linear.betas[t]
+    general = linear.posterior_mean_coef1[t] ** 2 * (1 - ab) / (2 * linear.posterior_variance[t])
+    torch.testing.assert_close(general, ab_prev * beta / (2 * (1 - ab_prev)))
