@@ -19,6 +19,7 @@ from . import (  # noqa: F401
     losses,
     nets,
     parameterization,
+    progressive,
     reverse,
     samplers,
     schedules,

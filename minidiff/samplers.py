@@ -87,6 +87,7 @@ def sample_loop(
     parameterization: str = "eps", variance: str = "fixed_small", clip_x0: float | None = None,
     x_T: torch.Tensor | None = None, generator: torch.Generator | None = None, seed: int | None = None,
     device: torch.device | str | None = None, model_kwargs: dict | None = None, progress: bool = False,
+    start_t: int | None = None,
 ) -> Iterator[SampleState]:
     """Run the reverse chain from x_T ~ N(0, I), yielding every intermediate :class:`SampleState`.
 
@@ -99,6 +100,9 @@ def sample_loop(
     be 0 for ``ddpm``; ``clip_x0``: None or c > 0. ``x_T``: a float tensor of ``shape`` (default:
     drawn). Reproducible: pass ``seed`` or a ``torch.Generator`` on the sampling device. The
     arguments are checked once, up front; each step's math checks only what needs no host sync.
+    ``start_t``: continue the chain from a given x_t instead of from x_T ~ N(0, I) (default: T).
+    ``x_T`` is then that x_t, and start_t must be one of the sampler's timesteps; the first state has
+    t = start_t. The paper's Figs. 7 and 8 (chapter "DDPM on MNIST", :mod:`minidiff.progressive`).
     """
     from tqdm.auto import tqdm
 
@@ -117,15 +121,24 @@ def sample_loop(
     taus = respace_timesteps(schedule.T, K, spacing)
     sub = schedule.respaced(taus).to(device)  # K steps: sub-step i is the paper's time taus[i]
     times = torch.cat([torch.zeros(1, dtype=torch.long), taus]).tolist()  # times[i] = τ_i, τ_0 = 0 (the data)
+    start = K
+    if start_t is not None:
+        start_t = check_int("start_t", start_t, ge=1, le=schedule.T)
+        if start_t not in times[1:]:
+            raise ValueError(f"start_t must be one of the sampler's {K} timesteps (respace_timesteps), "
+                             f"got start_t = {start_t}")
+        if x_T is None:
+            raise ValueError(f"start_t = {start_t} needs x_T, the x_t to continue from")
+        start = times.index(start_t)
     gen = _make_generator(generator, seed, device)
     x = initial_noise(shape, x_T, gen, device)
     was_training = getattr(model, "training", False)
     if was_training:
         model.eval()
     try:
-        yield SampleState(0, schedule.T, x, None)
+        yield SampleState(0, times[start], x, None)
         B = x.shape[0]
-        for n, i in enumerate(tqdm(range(K, 0, -1), disable=not progress, desc=f"{sampler} sampling")):
+        for n, i in enumerate(tqdm(range(start, 0, -1), disable=not progress, desc=f"{sampler} sampling")):
             t = torch.full((B,), times[i], dtype=torch.long, device=device)  # the paper's t = τ_i
             i_sub = torch.full((B,), i, dtype=torch.long, device=device)  # step i of the respaced schedule
             out = model(x, t, **(model_kwargs or {}))
