@@ -92,8 +92,8 @@ def test_a_density_changes_with_the_data_scale_and_a_bin_probability_does_not():
     assert ll.item() > 0  # a narrow density exceeds 1: a "negative" bits/dim
     half = DELTA / 2
     p = decoder(x.item(), mean, std).exp().item()
-    p_scaled = (torch.special.ndtr(torch.tensor((a * (x + half) - a * mean) / (a * std)))
-                - torch.special.ndtr(torch.tensor((a * (x - half) - a * mean) / (a * std)))).item()
+    p_scaled = (torch.special.ndtr((a * (x + half) - a * mean) / (a * std))
+                - torch.special.ndtr((a * (x - half) - a * mean) / (a * std))).item()
     assert p == pytest.approx(p_scaled, rel=1e-12) and 0 < p <= 1
     near_point_mass = decoder(x.item(), x.item(), 1e-4).item()  # σ → 0 on a value: probability → 1, 0 bits
     assert -1e-12 <= -near_point_mass < 1e-9
