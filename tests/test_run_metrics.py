@@ -90,9 +90,12 @@ def test_result_is_stored_and_reloaded_only_for_the_same_key(tmp_path, digits):
     real, test, classifier = digits
     model, info = TinyNet(1), run(tmp_path, "eps", "fixed_large")
     kw = dict(seeds=(0, 1), n_samples=4, n_test=2, progress=False)
+    assert evaluate_run(model, info, classifier, real, test, stored_only=True, **kw) is None
+    assert not list(tmp_path.glob("eval-*.pt"))
     first = evaluate_run(model, info, classifier, real, test, **kw)
     again = evaluate_run(model, info, classifier, real, test, **kw)
     assert not first.loaded and again.loaded
+    assert evaluate_run(model, info, classifier, real, test, stored_only=True, **kw).loaded
     assert again.frechet == first.frechet and again.bpd == first.bpd and torch.equal(again.samples, first.samples)
     assert len(list(tmp_path.glob("eval-*.pt"))) == 1
     later = evaluate_run(model, run(tmp_path, "eps", "fixed_large", step=20), classifier, real, test, **kw)

@@ -92,8 +92,8 @@ def _key(settings: dict[str, Any]) -> str:
 
 def evaluate_run(model: torch.nn.Module, info: Any, classifier: MnistCNN, real: torch.Tensor,
                  test_images: torch.Tensor, *, seeds: Sequence[int] = (0, 1, 2), n_samples: int = 25,
-                 n_test: int = 15, clip_x0: float | None = 1.0, cache: bool = True,
-                 progress: bool = True) -> RunMetrics:
+                 n_test: int = 15, clip_x0: float | None = 1.0, cache: bool = True, stored_only: bool = False,
+                 progress: bool = True) -> RunMetrics | None:
     """Sample quality over ``seeds`` and bits/dim of the first ``n_test`` of ``test_images``, for one run.
 
     ``model``, ``info``: what :func:`~minidiff.training.train_or_load` returned (``info.config`` gives
@@ -101,7 +101,8 @@ def evaluate_run(model: torch.nn.Module, info: Any, classifier: MnistCNN, real: 
     (at least 2 ``n_samples``) for the Fréchet distance and its floor. Sampling: Algorithm 2 on all T
     steps, x̂_0 clipped to [−``clip_x0``, ``clip_x0``] (the paper's image sampler clips to [−1, 1]), one
     batch of ``n_samples`` per seed. Bits/dim: Eqs. (5) and (13), unclipped, seed 0. See the module
-    docstring for the stored file (``cache=False``: neither read nor write it).
+    docstring for the stored file (``cache=False``: neither read nor write it; ``stored_only=True``: return the
+    stored result, or None when there is none, computing nothing, e.g. while another process evaluates the run).
     """
     seeds = tuple(check_int("seed", s) for s in seeds)
     if not seeds:
@@ -120,6 +121,8 @@ def evaluate_run(model: torch.nn.Module, info: Any, classifier: MnistCNN, real: 
     if cache and path.exists():
         saved = torch.load(path, map_location="cpu", weights_only=False)
         return RunMetrics(**{**saved, "loaded": True})
+    if stored_only:
+        return None
     start = time.perf_counter()
     schedule = get_schedule(config["schedule"], T=config["T"])
     options = {"parameterization": config["parameterization"], "variance": config["variance"]}
