@@ -3,7 +3,8 @@
 Part I (2D): :mod:`.two_d`. Part II (images), each loaded on first use:
 :mod:`.frechet` (Fréchet distance and Inception Score on any features), :mod:`.classifier` (the
 reference MNIST classifier and the figures read from it), :mod:`.likelihood` (bits/dim),
-:mod:`.neighbours` (nearest training neighbours) and :mod:`.fid` (FID and IS through torch-fidelity).
+:mod:`.neighbours` (nearest training neighbours), :mod:`.fid` (FID and IS through torch-fidelity) and
+:mod:`.runs` (one table row per trained run: sample quality over seeds and bits/dim).
 """
 
 from .two_d import (
@@ -28,6 +29,7 @@ _LAZY = {
     "likelihood": ("BitsPerDim", "bits_per_dim"),
     "neighbours": ("Neighbours", "nearest_neighbours"),
     "fid": ("FidUnavailableError", "inception_metrics"),
+    "runs": ("RunMetrics", "SeedSpread", "evaluate_run", "seed_spread"),
 }
 _LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}
 
