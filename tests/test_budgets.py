@@ -11,15 +11,31 @@ from minidiff.training.budgets import RUNS, budget_config, budget_name, finished
 
 def test_every_budget_of_every_chapter_makes_a_valid_config(tmp_path):
     for chapter, by_budget in RUNS.items():
-        assert set(by_budget) == set(budgets.BUDGET_NAMES), chapter
+        assert set(by_budget) == set(budgets.budget_names(chapter)), chapter
         for budget, runs in by_budget.items():
             for run in runs:
                 c = budget_config(chapter, run, budget, root=tmp_path)
                 assert c.out == str(tmp_path / chapter / budget / run)
-                assert c.offline == (budget != "gpu")  # only the gpu budget may download
+                assert c.offline == (budget in ("smoke", "cpu"))  # only the gpu and paper budgets may download
+
+
+def test_only_the_cifar10_chapter_has_the_paper_budget_and_it_is_the_papers_recipe(tmp_path):
+    assert [c for c in RUNS if "paper" in RUNS[c]] == ["cifar10"]
+    with pytest.raises(ValueError, match="paper"):
+        budget_config("mnist", "main", "paper", root=tmp_path)
+    c = budget_config("cifar10", "main", "paper", root=tmp_path)
+    recipe = (c.preset, c.data, c.steps, c.batch_size, c.lr, c.warmup, c.grad_clip, c.ema_decay, c.dropout,
+              c.T, c.schedule, c.variance, c.loss, c.flip)
+    assert recipe == ("cifar10", "cifar10", 800_000, 128, 2e-4, 5000, 1.0, 0.9999, 0.1, 1000, "linear",
+                      "fixed_large", "simple", None)
+    # The gpu budget is the same recipe on a half-width network, shorter: only steps, width and schedule
+    # lengths differ.
+    g = budget_config("cifar10", "main", "gpu", root=tmp_path)
+    assert (g.preset, g.data, g.batch_size, g.lr, g.ch, g.dropout) == ("cifar10", "cifar10", 128, 2e-4, 64, 0.1)
 
 
 def test_cpu_budget_is_the_cpu_preset_recipe_and_smoke_is_short(tmp_path):
+    assert budget_config("cifar10", "main", "cpu", root=tmp_path).preset == "cifar-cpu"
     c = budget_config("mnist", "main", "cpu", root=tmp_path)
     recipe = (c.preset, c.data, c.steps, c.batch_size, c.lr, c.ema_decay)
     assert recipe == ("cpu", "mnist-offline", 2700, 64, 1e-3, 0.995)

@@ -21,6 +21,13 @@ def test_cifar10_preset_has_exactly_35_746_307_parameters():
     assert count_parameters(build_unet("cifar10")) == 35_746_307
 
 
+def test_cifar_cpu_preset_is_the_small_rgb_network_of_the_cifar10_chapters_cpu_budget():
+    p = get_preset("cifar-cpu")
+    assert (p.unet["ch"], tuple(p.unet["ch_mult"]), p.unet["num_res_blocks"], tuple(p.unet["attn_resolutions"]),
+            p.unet["dropout"], p.image_shape) == (32, (1, 2, 2), 1, (8,), 0.1, (3, 32, 32))
+    assert count_parameters(build_unet("cifar-cpu")) == 1_113_955
+
+
 def test_cifar10_preset_is_the_paper_configuration():
     p = get_preset("cifar10").unet
     assert (p["ch"], tuple(p["ch_mult"]), p["num_res_blocks"], tuple(p["attn_resolutions"]), p["dropout"]) == \

@@ -2,7 +2,9 @@
 
 * ``smoke``: CI and ``MINIDIFF_SMOKE=1``: seconds, only to show that every cell runs;
 * ``cpu``: a laptop or a 2-core machine, at most 60 minutes per chapter;
-* ``gpu``: a Colab T4, at most 30 minutes per chapter.
+* ``gpu``: a Colab T4, at most 30 minutes per chapter;
+* ``paper`` (chapter "CIFAR-10: the paper's recipe" only): the paper's full 800k-step run, for several GPUs
+  with ``torchrun`` (:data:`EXTRA_BUDGETS`).
 
 A chapter asks :func:`budget_config` for the :class:`~minidiff.training.TrainConfig` of one of its
 runs, then :func:`train_or_load` either loads a finished run of the same config from ``runs/`` (for
@@ -27,15 +29,27 @@ from .checkpoint import load_checkpoint, model_from_checkpoint
 from .config import TrainConfig, config_mismatch
 
 BUDGET_NAMES = ("smoke", "cpu", "gpu")
+# Budgets that only some chapters have: the CIFAR-10 chapter scales to the paper's full run by this one name.
+EXTRA_BUDGETS: dict[str, tuple[str, ...]] = {"cifar10": ("paper",)}
 
 # What each budget is sized for, printed on the run card.
 HARDWARE = {"smoke": "CI, seconds (only shows that every cell runs)",
             "cpu": "a laptop or 2 CPU cores, <= 60 min per chapter",
-            "gpu": "a Colab T4 GPU, <= 30 min per chapter"}
+            "gpu": "a Colab T4 GPU, <= 30 min per chapter",
+            "paper": "the paper's full run: 800k steps at batch 128, days on one GPU; several GPUs with torchrun"}
 
 _SMOKE = dict(preset="cpu", data="mnist-offline", steps=20, batch_size=16, warmup=2)
 _CPU = dict(preset="cpu", data="mnist-offline")  # the preset's own recipe: 2,700 steps, batch 64, lr 1e-3
 _GPU = dict(preset="mnist", data="mnist")
+# CIFAR-10. smoke: a 16-channel cifar-cpu network for a few steps; cpu: the cifar-cpu preset's own recipe on
+# the offline stand-in (patches of two photographs); gpu: the paper's network at half width (ch 64, 9.0M
+# parameters) for 15k steps at batch 128, about 20 min on a T4 by a FLOP-count estimate (chapter "CIFAR-10:
+# the paper's recipe"); paper: the cifar10 preset as it is, i.e. PAPER_TRAIN with its 5,000 warm-up steps.
+_CIFAR_SMOKE = dict(preset="cifar-cpu", data="cifar10-offline", steps=6, batch_size=8, warmup=1, ch=16)
+_CIFAR_CPU = dict(preset="cifar-cpu", data="cifar10-offline", ckpt_every=100)
+_CIFAR_GPU = dict(preset="cifar10", data="cifar10", ch=64, steps=15_000, warmup=1000, ema_decay=0.9995,
+                  ckpt_every=1000)
+_CIFAR_PAPER = dict(preset="cifar10", data="cifar10", warmup=5000, ckpt_every=10_000)
 
 # chapter -> budget -> run name -> TrainConfig fields. A run's directory is runs/<chapter>/<budget>/<run>.
 RUNS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
@@ -61,6 +75,13 @@ RUNS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
         "cpu": {"main": {**_CPU, "class_conditional": True}},
         "gpu": {"main": {**_GPU, "steps": 15_000, "class_conditional": True}},
     },
+    # Chapter "CIFAR-10: the paper's recipe". "resume": a tiny run trained in two halves across a "disconnect".
+    "cifar10": {
+        "smoke": {"main": _CIFAR_SMOKE, "resume": {**_CIFAR_SMOKE, "ckpt_every": 3}},
+        "cpu": {"main": _CIFAR_CPU, "resume": {**_CIFAR_SMOKE, "steps": 10, "ckpt_every": 5}},
+        "gpu": {"main": _CIFAR_GPU, "resume": {**_CIFAR_SMOKE, "steps": 10, "ckpt_every": 5}},
+        "paper": {"main": _CIFAR_PAPER, "resume": {**_CIFAR_SMOKE, "steps": 10, "ckpt_every": 5}},
+    },
     # Chapter "The U-Net": self-attention on vs off, everything else equal.
     "unet_design": {
         budget: {"attention": base, "no_attention": {**base, "attn_resolutions": ()}}
@@ -70,13 +91,21 @@ RUNS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
 }
 
 
-def budget_name(budget: str | None = None) -> str:
+def budget_names(chapter: str | None = None) -> tuple[str, ...]:
+    """The budgets of ``chapter``: :data:`BUDGET_NAMES` and its :data:`EXTRA_BUDGETS` (None: any chapter's)."""
+    if chapter is None:
+        return BUDGET_NAMES + tuple(b for extra in EXTRA_BUDGETS.values() for b in extra)
+    return BUDGET_NAMES + EXTRA_BUDGETS.get(chapter, ())
+
+
+def budget_name(budget: str | None = None, chapter: str | None = None) -> str:
     """The budget a chapter runs at: ``budget`` if given, else ``$MINIDIFF_BUDGET``, else ``smoke`` in smoke
-    mode, ``gpu`` when CUDA is available and ``cpu`` otherwise."""
+    mode, ``gpu`` when CUDA is available and ``cpu`` otherwise. With ``chapter``, one of its
+    :func:`budget_names` (``paper`` exists for ``cifar10`` only)."""
     if budget is None:
         budget = os.environ.get("MINIDIFF_BUDGET", "").strip().lower() or (
             "smoke" if smoke.enabled() else "gpu" if torch.cuda.is_available() else "cpu")
-    check_choice("budget", budget, BUDGET_NAMES)
+    check_choice("budget", budget, budget_names(chapter))
     return budget
 
 
@@ -85,11 +114,11 @@ def budget_config(chapter: str, run: str, budget: str | None = None, root: str |
     """The :class:`TrainConfig` of run ``run`` of ``chapter`` at ``budget`` (see :data:`RUNS`), writing to
     ``<root>/<chapter>/<budget>/<run>``; ``overrides`` replace its fields."""
     check_choice("chapter", chapter, RUNS)
-    budget = budget_name(budget)
+    budget = budget_name(budget, chapter)
     runs = RUNS[chapter][budget]
     check_choice("run", run, runs)
     fields = {"out": str(Path(root) / chapter / budget / run), "ckpt_every": 500, "log_every": 50,
-              "sample_every": 0, "offline": budget != "gpu", **runs[run], **overrides}
+              "sample_every": 0, "offline": budget in ("smoke", "cpu"), **runs[run], **overrides}
     return TrainConfig(**fields)
 
 
@@ -169,7 +198,7 @@ def run_card(chapter: str, budget: str, device: torch.device | str, infos: dict[
     ``infos``: the :class:`RunInfo` of each run; ``started``: ``time.time()`` at the chapter's start, for
     the wall time of this execution of the notebook.
     """
-    budget = budget_name(budget)
+    budget = budget_name(budget, chapter)
     first = next(iter(infos.values()))
     lines = [f"run card: chapter {chapter!r}, budget {budget!r} ({HARDWARE[budget]})",
              f"  device      {describe_device(device)}",
