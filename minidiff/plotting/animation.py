@@ -41,6 +41,8 @@ def animate_points(
     square(ax, lim)
     ax.set_xlabel("$x_1$")
     ax.set_ylabel("$x_2$")
+    if titles is not None:
+        ax.set_title(titles[0])  # before the layout, so that the space for the title is kept
     fig.tight_layout()
 
     def draw(i: int) -> tuple:

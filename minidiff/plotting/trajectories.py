@@ -89,8 +89,8 @@ def plot_paths(
 ) -> Axes:
     """Draw N trajectories (S, N, 2) (S steps each) as thin lines, one colour per trajectory.
 
-    Each line fades in from its start (faint) to its end (solid); the start of every path is a white circle,
-    the end a filled square of the path's colour, both outlined in black. ``background`` (M, 2) is drawn in
+    Each line fades in from its start (faint) to its end (solid); the start of every path is a white circle
+    ringed in the path's colour, the end a filled square of that colour outlined in black. ``background`` (M, 2) is drawn in
     grey behind. A handful of paths (up to about 6) stays readable; pass a slice of a larger set. Returns the axes.
     """
     if isinstance(paths, torch.Tensor):
@@ -114,8 +114,8 @@ def plot_paths(
         segments = np.stack([p[:-1], p[1:]], axis=1)
         rgba = np.array([to_rgba(colors[n], a) for a in fade])
         ax.add_collection(LineCollection(segments, colors=rgba, linewidths=linewidth, zorder=2))
-    ax.scatter(paths[0, :, 0], paths[0, :, 1], marker="o", s=36, facecolors="white", edgecolors="black",
-               linewidths=1.0, label="start", zorder=4)
+    ax.scatter(paths[0, :, 0], paths[0, :, 1], marker="o", s=40, facecolors="white", edgecolors=colors,
+               linewidths=1.8, label="start", zorder=4)
     ax.scatter(paths[-1, :, 0], paths[-1, :, 1], marker="s", s=30, c=colors, edgecolors="black",
                linewidths=1.0, label="end", zorder=4)
     square(ax, lim)
@@ -124,7 +124,7 @@ def plot_paths(
     if title:
         ax.set_title(title)
     if legend:
-        handles = [plt.Line2D([], [], ls="", marker="o", mfc="white", mec="black", label="start"),
+        handles = [plt.Line2D([], [], ls="", marker="o", mfc="white", mec="0.3", mew=1.8, label="start"),
                    plt.Line2D([], [], ls="", marker="s", mfc="0.6", mec="black", label="end")]
         ax.legend(handles=handles, loc="upper right", fontsize="small")
     return ax
