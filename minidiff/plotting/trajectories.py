@@ -90,8 +90,9 @@ def plot_paths(
     """Draw N trajectories (S, N, 2) (S steps each) as thin lines, one colour per trajectory.
 
     Each line fades in from its start (faint) to its end (solid); the start of every path is a white circle
-    ringed in the path's colour, the end a filled square of that colour outlined in black. ``background`` (M, 2) is drawn in
-    grey behind. A handful of paths (up to about 6) stays readable; pass a slice of a larger set. Returns the axes.
+    ringed in the path's colour, the end a filled square of that colour outlined in black. ``background``
+    (M, 2) is drawn in grey behind. A handful of paths (up to about 6) stays readable; pass a slice of a
+    larger set. Returns the axes.
     """
     if isinstance(paths, torch.Tensor):
         paths = paths.detach().to("cpu", torch.float64).numpy()
