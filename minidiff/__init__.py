@@ -15,6 +15,7 @@ from . import (  # noqa: F401
     exact,
     forward,
     gpu,
+    interpolation,
     langevin,
     losses,
     nets,

@@ -30,7 +30,8 @@ def score_from_eps(model: Callable[..., torch.Tensor], schedule: Schedule, param
                    variance: str = "fixed_small") -> ScoreFn:
     """Turn a network into a score function s(x_t, t) = −ε_θ(x_t, t)/√(1−ᾱ_t) ≈ ∇ log q(x_t).
 
-    Tweedie's formula applied to Eq. (4) (Ho et al., Sec. 3.2); chapter "Scores and Langevin dynamics"
+    The marginal-score identity ∇ log q(x_t) = E[∇ log q(x_t | x_0) | x_t] applied to Eq. (4)
+    (Ho et al., Sec. 3.2); chapter "Scores and Langevin dynamics"
     (derivation: "Scores, denoising score matching and Langevin dynamics").
     ``model(x_t, t)`` returns its output in ``parameterization`` (ε, x_0, v or μ̃; converted to ε
     first); with ``variance="learned_range"`` its variance half is dropped. x_t: (B, ...) floating

@@ -23,10 +23,11 @@ def cloud(n: int = 200, seed: int = 0) -> torch.Tensor:
     return torch.randn(n, 2, generator=torch.Generator().manual_seed(seed))
 
 
-def test_plot_samples_draws_samples_over_data():
+def test_plot_samples_keeps_the_data_visible_over_translucent_samples():
     ax = plotting.plot_samples(cloud(300), cloud(100, 1), title="moons")
-    data, samples = ax.collections
+    samples, data = ax.collections
     assert samples.get_offsets().shape == (300, 2) and data.get_offsets().shape == (100, 2)
+    assert data.get_zorder() > samples.get_zorder() and samples.get_alpha() < 0.5
     assert ax.get_title() == "moons" and ax.get_xlabel() == "$x_1$"
 
 
@@ -64,6 +65,7 @@ def test_snapshot_grid_has_rows_times_columns_axes():
     assert len(fig.axes) == 12
     assert fig.axes[5].get_title() == "t = 1" and fig.axes[4].get_ylabel() == "b"
     assert fig.axes[0].collections[0].get_offsets().shape == (50, 2)
+    assert len(fig.axes[8].get_xticks()) >= 3 and len(fig.axes[0].get_yticks()) >= 3  # axis ticks give the scale
 
 
 def test_reverse_snapshots_pick_the_requested_paper_times():
@@ -80,6 +82,12 @@ def test_plot_paths_draws_one_line_per_trajectory():
     ax = plotting.plot_paths(paths, background=cloud(), title="forward")
     lines = [c for c in ax.collections if isinstance(c, matplotlib.collections.LineCollection)]
     assert len(lines) == 10 and all(len(lc.get_segments()) == 24 for lc in lines)
+    alphas = lines[0].get_colors()[:, 3]
+    assert alphas[0] < alphas[-1] == 1.0  # each path fades in towards its end
+    starts, ends = (c for c in ax.collections if not isinstance(c, matplotlib.collections.LineCollection)
+                    and c.get_offsets().shape == (10, 2))
+    np.testing.assert_allclose(starts.get_offsets(), paths[0].numpy())
+    np.testing.assert_allclose(ends.get_offsets(), paths[-1].numpy())
     with pytest.raises(ValueError, match=r"paths must have shape \(S, N, 2\)"):
         plotting.plot_paths(torch.zeros(5, 2))
 
@@ -89,6 +97,12 @@ def test_animation_html_embeds_every_frame_with_its_title():
     html = plotting.animate_points(frames, [f"step {i}" for i in range(6)], background=cloud(50, 1), dpi=40)
     assert html.count("data:image/png;base64") == 6
     assert "<script" in html and "anim" in html.lower()
+
+
+def test_animation_default_resolution_is_readable():
+    import inspect
+
+    assert inspect.signature(plotting.animate_points).parameters["dpi"].default >= 100
 
 
 def test_animation_rejects_too_many_frames_and_mismatched_titles():

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 ArrayLike = Union[torch.Tensor, np.ndarray]
 
 DATA_COLOR = "0.75"  # light grey: the real data behind the samples
+DATA_ON_TOP_COLOR = "0.15"  # dark grey: real data drawn over translucent samples, so both stay visible
 SAMPLE_COLOR = "tab:blue"
 DEFAULT_LIM = 3.0  # the toys have unit scale; N(0, I) reaches about 3
 

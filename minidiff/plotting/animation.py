@@ -14,7 +14,7 @@ MAX_FRAMES = 120  # each frame is an embedded PNG: keep notebooks small
 
 def animate_points(
     frames: Sequence[ArrayLike], titles: Sequence[str] | None = None, *, background: ArrayLike | None = None,
-    lim: float | None = DEFAULT_LIM, fps: int = 8, dpi: int = 60, size: float = 3.6, s: float = 2.0,
+    lim: float | None = DEFAULT_LIM, fps: int = 8, dpi: int = 100, size: float = 3.6, s: float = 2.0,
     max_points: int = 2000,
 ) -> str:
     """An HTML/JavaScript player of a point cloud (N, 2) changing over ``frames``, with one title per frame.
@@ -41,6 +41,8 @@ def animate_points(
     square(ax, lim)
     ax.set_xlabel("$x_1$")
     ax.set_ylabel("$x_2$")
+    if titles is not None:
+        ax.set_title(titles[0])  # before the layout, so that the space for the title is kept
     fig.tight_layout()
 
     def draw(i: int) -> tuple:

@@ -1,7 +1,8 @@
 """Score fields ∇ log q(x_t) as quiver plots on a grid, learned next to exact, at several t.
 
-A trained ε-network gives the score through s_θ(x_t, t) = −ε_θ(x_t, t)/√(1−ᾱ_t) (Tweedie's formula
-for Eq. 4; :func:`minidiff.langevin.score_from_eps`). Chapter "Scores and Langevin dynamics".
+A trained ε-network gives the score through s_θ(x_t, t) = −ε_θ(x_t, t)/√(1−ᾱ_t) (the marginal-score
+identity ∇ log q(x_t) = E[∇ log q(x_t | x_0) | x_t] applied to Eq. 4;
+:func:`minidiff.langevin.score_from_eps`). Chapter "Scores and Langevin dynamics".
 """
 
 from __future__ import annotations

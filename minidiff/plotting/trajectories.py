@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.ticker import MaxNLocator
 
 from ..forward import q_sample
 from ..samplers import SampleState
@@ -59,7 +60,8 @@ def snapshot_grid(
     ncols = max(len(r) for r in rows)
     if row_labels is not None and len(row_labels) != len(rows):
         raise ValueError(f"row_labels must have one label per row ({len(rows)}), got {len(row_labels)}")
-    fig, axes = plt.subplots(len(rows), ncols, figsize=(size * ncols, size * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(size * ncols, size * len(rows)), squeeze=False,
+                             sharex=True, sharey=True)
     for i, row in enumerate(rows):
         for j, ax in enumerate(axes[i]):
             if j >= len(row):
@@ -69,8 +71,9 @@ def snapshot_grid(
             p = to_points("points", pts)[:max_points]
             ax.scatter(p[:, 0], p[:, 1], s=s, c=SAMPLE_COLOR, alpha=0.5, linewidths=0)
             square(ax, lim)
-            ax.set_xticks([])
-            ax.set_yticks([])
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=3, symmetric=True))  # a few ticks: the scale of the cloud
+            ax.yaxis.set_major_locator(MaxNLocator(nbins=3, symmetric=True))
+            ax.tick_params(labelsize="small")
             ax.set_title(label, fontsize="medium")
         if row_labels is not None:
             axes[i][0].set_ylabel(row_labels[i])
@@ -82,12 +85,14 @@ def snapshot_grid(
 
 def plot_paths(
     paths: ArrayLike, *, background: ArrayLike | None = None, ax: Axes | None = None, title: str | None = None,
-    lim: float | None = DEFAULT_LIM, cmap: str = "viridis",
+    lim: float | None = DEFAULT_LIM, linewidth: float = 0.8, legend: bool = True,
 ) -> Axes:
-    """Draw N trajectories (S, N, 2) (S steps each) as lines, coloured from the first step to the last.
+    """Draw N trajectories (S, N, 2) (S steps each) as thin lines, one colour per trajectory.
 
-    The first point of each path gets a circle, the last a cross; ``background`` (M, 2) is drawn in grey.
-    Returns the axes.
+    Each line fades in from its start (faint) to its end (solid); the start of every path is a white circle
+    ringed in the path's colour, the end a filled square of that colour outlined in black. ``background``
+    (M, 2) is drawn in grey behind. A handful of paths (up to about 6) stays readable; pass a slice of a
+    larger set. Returns the axes.
     """
     if isinstance(paths, torch.Tensor):
         paths = paths.detach().to("cpu", torch.float64).numpy()
@@ -96,23 +101,31 @@ def plot_paths(
     if paths.ndim != 3 or paths.shape[2] != 2 or paths.shape[0] < 2:
         raise ValueError(f"paths must have shape (S, N, 2) with S >= 2 steps, got {tuple(paths.shape)}")
     from matplotlib.collections import LineCollection
+    from matplotlib.colors import to_rgba
 
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 4))
     if background is not None:
         b = to_points("background", background)
-        ax.scatter(b[:, 0], b[:, 1], s=1, c=DATA_COLOR, alpha=0.5, linewidths=0)
-    progress = np.linspace(0.0, 1.0, paths.shape[0] - 1)
+        ax.scatter(b[:, 0], b[:, 1], s=1, c=DATA_COLOR, alpha=0.5, linewidths=0, zorder=1)
+    fade = np.linspace(0.25, 1.0, paths.shape[0] - 1)  # opacity of each segment: faint at the start
+    colors = [plt.get_cmap("tab10")(n % 10) for n in range(paths.shape[1])]
     for n in range(paths.shape[1]):
         p = paths[:, n]
         segments = np.stack([p[:-1], p[1:]], axis=1)
-        ax.add_collection(LineCollection(segments, array=progress, cmap=cmap, linewidths=0.8, alpha=0.8))
-    ax.scatter(paths[0, :, 0], paths[0, :, 1], marker="o", s=18, c="black", label="start", zorder=3)
-    ax.scatter(paths[-1, :, 0], paths[-1, :, 1], marker="x", s=24, c="tab:red", label="end", zorder=3)
+        rgba = np.array([to_rgba(colors[n], a) for a in fade])
+        ax.add_collection(LineCollection(segments, colors=rgba, linewidths=linewidth, zorder=2))
+    ax.scatter(paths[0, :, 0], paths[0, :, 1], marker="o", s=40, facecolors="white", edgecolors=colors,
+               linewidths=1.8, label="start", zorder=4)
+    ax.scatter(paths[-1, :, 0], paths[-1, :, 1], marker="s", s=30, c=colors, edgecolors="black",
+               linewidths=1.0, label="end", zorder=4)
     square(ax, lim)
     ax.set_xlabel("$x_1$")
     ax.set_ylabel("$x_2$")
     if title:
         ax.set_title(title)
-    ax.legend(loc="upper right", fontsize="small")
+    if legend:
+        handles = [plt.Line2D([], [], ls="", marker="o", mfc="white", mec="0.3", mew=1.8, label="start"),
+                   plt.Line2D([], [], ls="", marker="s", mfc="0.6", mec="black", label="end")]
+        ax.legend(handles=handles, loc="upper right", fontsize="small")
     return ax
