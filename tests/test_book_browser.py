@@ -4,9 +4,11 @@ For each page: no console errors, no failed request, no request leaving localhos
 rendered (no raw ``$$`` or ``\\(`` left in the visible text, no MathJax error), every image
 loaded, and every internal link points to a file of the build (and to an existing anchor).
 Also: the HTML animation player of a notebook page changes its frame when the slider moves, and
-screenshots of the intro page and of one notebook page go to _build/screenshots/. The public book shows
-exercise solutions only collapsed and no assignment; the instructor edition (_build/instructor/html,
-``make book-instructor``) renders its rubrics and assignment pages with their solutions and hidden tests.
+screenshots of the intro page and of one notebook page go to _build/screenshots/. At a 1,300 px wide
+window no display equation is wider than its column, and notebook pages show no ``# NBVAL_`` marker
+and no Colab install cell. The public book shows exercise solutions only collapsed and no assignment;
+the instructor edition (_build/instructor/html, ``make book-instructor``) renders its rubrics and
+assignment pages with their solutions and hidden tests.
 
 Run by ``make browser`` (part of ``make test``) after ``make book``; there a missing build or a
 missing browser is a failure. Run alone (``pytest tests``) without them, the tests are skipped
@@ -417,3 +419,50 @@ def test_instructor_edition_renders_rubrics_and_assignment_solutions(instructor_
     _load(browser, f"{instructor_site}/book/instructor/rubrics.html")
     text = browser.execute_script(_VISIBLE_TEXT)
     assert text.count("hidden tests") >= len(masters) and "Discussion answer" in text
+
+
+# A display equation wider than its column is clipped (MathJax 3 does not break lines): its left part
+# disappears off the column. Checked at the width of a common laptop window.
+EQUATION_WINDOW = (1300, 1000)
+_WIDE_EQUATIONS = """
+const out = [];
+for (const c of document.querySelectorAll('mjx-container[display]')) {
+  const column = c.parentElement.clientWidth;
+  const math = c.querySelector('mjx-math');
+  const width = Math.max(c.scrollWidth, math ? math.getBoundingClientRect().width : 0);
+  if (width > column + 1) out.push(`${Math.round(width)} px in a ${column} px column: ${c.textContent.slice(0, 60)}`);
+}
+return out;
+"""
+
+
+def test_no_display_equation_is_wider_than_its_column_at_1300px(site, browser):
+    size = browser.get_window_size()
+    browser.set_window_size(*EQUATION_WINDOW)
+    try:
+        report = {}
+        for page in _pages():
+            _load(browser, f"{site}/{page.relative_to(HTML).as_posix()}")
+            wide = browser.execute_script(_WIDE_EQUATIONS)
+            if wide:
+                report[page.relative_to(HTML).as_posix()] = wide
+    finally:
+        browser.set_window_size(size["width"], size["height"])
+    assert not report, f"display equations clipped in a {EQUATION_WINDOW[0]} px wide window:\n" + "\n".join(
+        f"{page}:\n  " + "\n  ".join(eqs) for page, eqs in report.items())
+
+
+def test_notebook_pages_show_no_test_markers_and_no_colab_install_cell(site, browser):
+    """The HTML shows the reader's code: book/_ext drops the `# NBVAL_` lines and the Colab guard cell."""
+    pages = [p for p in _notebook_pages() if p.exists()]
+    if not pages:
+        pytest.skip("no notebook chapter in _toc.yml yet")
+    report = {}
+    for page in pages:
+        _load(browser, f"{site}/{page.relative_to(HTML).as_posix()}")
+        text = browser.execute_script("return document.body.innerText")  # code cells included
+        markers = {"an nbval marker": "NBVAL_", "the Colab install cell": "Google Colab only: install minidiff"}
+        problems = [what for what, marker in markers.items() if marker in text]
+        if problems:
+            report[page.relative_to(HTML).as_posix()] = problems
+    assert not report, f"notebook pages showing test machinery: {report}"

@@ -17,6 +17,10 @@
   Awesome draws the same ``fa fa-play``-style icons offline.
 - Each inline script is written once per page: sphinx-thebe's configuration script otherwise
   appears twice and the second copy throws "Identifier 'THEBE_JS_URL' has already been declared".
+- Notebook pages show what a reader needs, not the test machinery: the lines ``# NBVAL_...`` (the
+  markers nbval reads when it runs the notebooks) are dropped from the code shown, and the Colab
+  install cell (the first code cell, ``.ci/check_notebook_outputs.py --guard``) is left out of the
+  page. The notebooks themselves keep both; the launch button opens them with the guard in Colab.
 """
 
 from __future__ import annotations
@@ -42,6 +46,40 @@ def drop_cdn_font_awesome(app, doctree, docname):
             new = nodes.raw(node.rawsource, _CDN_FONT_AWESOME.sub("", text), format=node["format"])
             new["classes"] = list(node.get("classes", []))
             node.replace_self(new)
+
+
+# A line of a code cell that only carries an nbval marker: "# NBVAL_CHECK_OUTPUT", "# NBVAL_SKIP", ...
+_NBVAL_LINE = re.compile(r"^[ \t]*# NBVAL_[A-Z_]+[^\n]*(?:\n|$)", re.M)
+# The first line after the marker in the Colab guard cell (see .ci/check_notebook_outputs.py).
+_COLAB_GUARD = "# Google Colab only: install minidiff"
+
+
+def _code_cells(doctree) -> list[nodes.Element]:
+    return [n for n in doctree.findall(nodes.container) if n.get("nb_element") == "cell_code"]
+
+
+def tidy_notebook_cells(app, doctree) -> None:
+    """Leave the Colab guard cell out of a notebook page and drop ``# NBVAL_`` lines from its code."""
+    cells = _code_cells(doctree)
+    if not cells:
+        return
+    first = cells[0]
+    source = "".join(b.astext() for b in first.findall(nodes.literal_block))
+    if _COLAB_GUARD in source:
+        first.parent.remove(first)
+        cells = cells[1:]
+    for cell in cells:
+        for block in list(cell.findall(nodes.literal_block)):
+            if block.parent is None or block.parent.get("nb_element") != "cell_code_source":
+                continue  # an output, not the code
+            text = block.astext()
+            stripped = _NBVAL_LINE.sub("", text)
+            if stripped != text:
+                new = block.copy()
+                new.children = []
+                new += nodes.Text(stripped)
+                new.rawsource = stripped
+                block.replace_self(new)
 
 
 def _repo_base(app) -> str:
@@ -112,7 +150,10 @@ def setup(app):
     app.connect("env-purge-doc", purge)
     app.set_html_assets_policy("always")
     app.connect("doctree-resolved", drop_cdn_font_awesome)
+    app.connect("doctree-read", tidy_notebook_cells)
     app.connect("html-page-context", dedupe_scripts, priority=900)
     app.add_role("src", src_role)
     app.add_role("chapter", chapter_role)
-    return {"parallel_read_safe": True, "parallel_write_safe": True}
+    # env_version: a new version makes Sphinx re-read every page, so a change here reaches the
+    # pickled doctrees of an earlier build (raise it when a doctree-read handler changes).
+    return {"parallel_read_safe": True, "parallel_write_safe": True, "env_version": 2}
