@@ -36,3 +36,36 @@ def test_mlp_trained_on_s_curve_samples_within_1_5x_the_noise_floor(one_thread):
     # ...and the bar has teeth: the same budget without training is far above it.
     untrained = md.sample(md.MLPDenoiser(hidden=64, n_blocks=2), (n, 2), sch, steps=50, seed=1)
     assert md.metrics.versus_floor(untrained, real(n, 1000), floor=floor).ratio > 5
+
+
+# The library defaults on held-out toys that no chapter uses (issue 11 §1; full protocol and table:
+# bench/quality_2d.py). Reduced budget: the defaults' training exactly, then DDIM-50 only, one sampling
+# seed, n = 2,000. The bars were fixed before any model was measured: energy distance and sliced
+# Wasserstein <= 2x their floor with DDIM-50, and at most 2 percentage points more mass off the support
+# than a real sample.
+HELD_OUT_BAR, OFF_SUPPORT_BAR = 2.0, 0.02
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=False, reason="issue 11 §1: the library defaults have not been measured on the held-out "
+                   "toys yet (bench/quality_2d.py); an XPASS here is the first evidence that they generalize")
+@pytest.mark.parametrize("name", ["checkerboard", "rings"])  # sharp edges; thin rings (and two clusters)
+def test_library_defaults_sample_held_out_toys_within_the_ddim_bar(name, one_thread):
+    n = 2000
+    torch.manual_seed(0)
+    sch = md.get_schedule("linear", T=1000)
+    model = md.MLPDenoiser(dim=2)
+    md.fit(model, md.make_toy(name, 5000, seed=0), sch, progress=False)
+    samples = md.sample(model, (n, 2), sch, sampler="ddim", steps=50, seed=0)
+
+    def real(size: int, seed: int) -> torch.Tensor:
+        return md.make_toy(name, size, seed=seed)
+
+    refs = [real(n, 1000), real(n, 1001)]
+    support = md.data.toy_structure(name).support
+    off = md.metrics.off_support_mass(samples, support) - md.metrics.off_support_mass(real(n, 2000), support)
+    assert off <= OFF_SUPPORT_BAR, off
+    for metric in ("energy_distance", "sliced_wasserstein"):
+        floor = md.metrics.floor_stats(real, metric, n, n_pairs=6, references=refs)
+        report = md.metrics.versus_floor(samples, refs, metric, floor=floor.mean)
+        assert report.ratio <= HELD_OUT_BAR, (str(report), str(floor))
