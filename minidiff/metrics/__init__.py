@@ -1,19 +1,25 @@
 """Metrics: distances between generated samples and data, reported beside their noise floor.
 
-Part I (2D): :mod:`.two_d`. Part II (images), each loaded on first use:
+Part I (2D): :mod:`.two_d` (distances and their floors) and :mod:`.support` (mass off the support,
+per-cluster mass). Part II (images), each loaded on first use:
 :mod:`.frechet` (Fréchet distance and Inception Score on any features), :mod:`.classifier` (the
 reference MNIST classifier and the figures read from it), :mod:`.likelihood` (bits/dim),
 :mod:`.neighbours` (nearest training neighbours) and :mod:`.fid` (FID and IS through torch-fidelity).
 """
 
+from .support import ClusterMassError, cluster_error_floor, cluster_mass_error, near_reference, off_support_mass
 from .two_d import (
     METRICS,
+    Floor,
     FloorReport,
+    MeanSpread,
     energy_distance,
+    floor_stats,
     get_metric,
     median_bandwidth,
     mmd_rbf,
     noise_floor,
+    over_seeds,
     real_pair_values,
     sliced_wasserstein,
     versus_floor,
@@ -44,5 +50,6 @@ def __getattr__(name: str):
 
 __all__ = [
     "METRICS", "FloorReport", "energy_distance", "get_metric", "median_bandwidth", "mmd_rbf", "noise_floor",
-    "real_pair_values", "sliced_wasserstein", "versus_floor", *_LAZY_NAMES,
+    "real_pair_values", "sliced_wasserstein", "versus_floor", "Floor", "MeanSpread", "floor_stats", "over_seeds",
+    "ClusterMassError", "cluster_error_floor", "cluster_mass_error", "near_reference", "off_support_mass", *_LAZY_NAMES,
 ]
