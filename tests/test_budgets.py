@@ -108,3 +108,20 @@ def test_a_diverging_run_is_recorded_and_reported_without_training_again(tmp_pat
     model, info = train_or_load(c)
     assert model is None and info.action == "diverged"
     assert "diverged" in run_card("mnist", "smoke", "cpu", {"main": info}, 5000, 1)
+
+
+@pytest.mark.slow
+def test_a_run_stopped_early_is_an_error_not_a_finished_model(tmp_path, monkeypatch):
+    torch.set_num_threads(1)
+    import minidiff.training.trainer as trainer
+
+    real_train = trainer.train
+    c = budget_config("mnist", "main", "smoke", root=tmp_path, steps=4, progress=False)
+    # A run that stops at step 2 of 4, as after Ctrl-C or SIGTERM.
+    monkeypatch.setattr(trainer, "train", lambda config, **k: real_train(
+        type(config)(**{**config.to_dict(), "steps": 2}), **k))
+    with pytest.raises(RuntimeError, match="stopped before step 4"):
+        train_or_load(c)
+    monkeypatch.setattr(trainer, "train", real_train)
+    _, info = train_or_load(c)  # resumes from step 2
+    assert (info.action, info.step) == ("trained", 4)

@@ -178,6 +178,9 @@ def train_or_load(config: TrainConfig, device: torch.device | str = "cpu", weigh
             marker.write_text(repr(config.to_dict()) + "\n" + str(e))
             return None, RunInfo("diverged", 0.0, 0, marker, config.to_dict(), str(e))
         path = out / "last.pt"
+        if finished_run(config) is None:  # stopped early (Ctrl-C, SIGTERM): the checkpoint is partial
+            raise RuntimeError(f"training of {out} stopped before step {config.steps:,}; its checkpoint is kept: "
+                               "call train_or_load again to resume it")
     state = load_checkpoint(path)
     model, saved, step = model_from_checkpoint(path, weights=weights, device=device)
     return model, RunInfo(action, float(state.get("elapsed_s", 0.0)), step, path, saved)
