@@ -5,7 +5,8 @@ per-cluster mass). Part II (images), each loaded on first use:
 :mod:`.frechet` (Fréchet distance and Inception Score on any features), :mod:`.classifier` (the
 reference MNIST classifier and the figures read from it), :mod:`.likelihood` (bits/dim),
 :mod:`.neighbours` (nearest training neighbours), :mod:`.fid` (FID and IS through torch-fidelity) and
-:mod:`.runs` (one table row per trained run: sample quality over seeds and bits/dim).
+:mod:`.runs` (one table row per trained run: sample quality over seeds and bits/dim) and
+:mod:`.conditional` (accuracy, within-class Fréchet distance and diversity of class-conditional samples).
 """
 
 from .support import ClusterMassError, cluster_error_floor, cluster_mass_error, near_reference, off_support_mass
@@ -35,6 +36,7 @@ _LAZY = {
     "likelihood": ("BitsPerDim", "bits_per_dim"),
     "neighbours": ("Neighbours", "nearest_neighbours"),
     "fid": ("FidUnavailableError", "inception_metrics"),
+    "conditional": ("ClassMetrics", "mean_pairwise_distance", "within_class_metrics"),
     "runs": ("RunMetrics", "SeedSpread", "evaluate_run", "seed_spread"),
 }
 _LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}

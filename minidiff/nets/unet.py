@@ -262,22 +262,32 @@ class UNet(nn.Module):
         return self.conv_out(F.silu(self.norm_out(h)))
 
 
-def guided(model: nn.Module, y: torch.Tensor, scale: float):
-    """Classifier-free guidance (Ho & Salimans 2022): ε̃ = (1 + w) ε_θ(x_t, t, y) − w ε_θ(x_t, t, ∅).
+def guided(model: nn.Module, y: torch.Tensor, w: float):
+    """Classifier-free guidance (Ho & Salimans 2022, Eq. 6): ε̃ = (1 + w) ε_θ(x_t, t, y) − w ε_θ(x_t, t, ∅).
 
-    Returns a callable model(x_t, t) for :func:`minidiff.samplers.sample`. ``y``: (B,) labels.
+    Returns a callable model(x_t, t) for :func:`minidiff.samplers.sample`. ``model``: a class-conditional
+    network (``num_classes`` set; label ``num_classes`` is the null label ∅), such as :class:`UNet` or
+    :class:`minidiff.guidance.ExactConditionalEps`; ``y``: (B,) labels; ``w`` ≥ 0 the guidance strength
+    (w = 0: the conditional model; the guidance scale of diffusers is 1 + w). One batched call per step
+    evaluates both predictions. Chapter "Classifier-free guidance".
     """
+    from ..guidance import check_guidance, guided_eps
+
     if getattr(model, "num_classes", None) is None:
-        raise ValueError("guided() needs a class-conditional UNet (num_classes set)")
+        raise ValueError("guided() needs a class-conditional network (num_classes set)")
+    w = check_guidance(w)
+    if y.dim() != 1 or not 0 <= int(y.min()) <= int(y.max()) <= model.num_classes:
+        raise ValueError(f"y must be (B,) labels in [0, {model.num_classes}] ({model.num_classes}: the null label), "
+                         f"got shape {tuple(y.shape)} with values {y.unique().tolist()[:12]}")
 
     def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         null = torch.full_like(y, model.num_classes)
         out = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, null]))
         cond, uncond = out.chunk(2)
-        if model.learn_variance:  # guide the ε half only; keep the conditional variance output
+        if getattr(model, "learn_variance", False):  # guide the ε half only; keep the conditional variance output
             (cond, var), uncond = cond.chunk(2, dim=1), uncond.chunk(2, dim=1)[0]
-            return torch.cat([(1 + scale) * cond - scale * uncond, var], dim=1)
-        return (1 + scale) * cond - scale * uncond
+            return torch.cat([guided_eps(cond, uncond, w), var], dim=1)
+        return guided_eps(cond, uncond, w)
 
     return eps
 
