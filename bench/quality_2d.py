@@ -49,7 +49,17 @@ CONFIGS: dict[str, dict | None] = {
     # cosine decay. Measured (MEASURED below): not enough; it fails the DDIM-50 bar on all three toys.
     # A rehearsal of this script only (seconds of training; says nothing about quality).
     "rehearsal": {"net": {"hidden": 32, "n_blocks": 1}, "fit": {"steps": 50}},
-    "candidate": {"net": {"hidden": 128, "n_blocks": 3}, "fit": {"steps": 5000, "batch_size": 512, "lr": 2e-3}},
+    "candidate": {"net": {"hidden": 128, "n_blocks": 3, "fourier_features": 0},
+                  "fit": {"steps": 5000, "batch_size": 512, "lr": 2e-3, "ema_decay": None}},
+    # The candidate with an EMA of the weights, sampled with the EMA (fit(ema_decay=0.999)), without Fourier features.
+    "ema": {"net": {"fourier_features": 0}, "fit": {"steps": 5000, "batch_size": 512, "lr": 2e-3, "ema_decay": 0.999}},
+    # The library defaults written out (measured as "defaults"): the candidate + EMA 0.999 + 32 gated Fourier
+    # features per coordinate (scale 25).
+    "fourier_ema": {"net": {"fourier_features": 32, "fourier_scale": 25.0},
+                    "fit": {"steps": 5000, "batch_size": 512, "lr": 2e-3, "ema_decay": 0.999}},
+    # The defaults before issue 11 (3,000 steps of batch 256, lr 1e-3, no EMA, no Fourier features).
+    "old_defaults": {"net": {"fourier_features": 0}, "fit": {"steps": 3000, "batch_size": 256, "lr": 1e-3,
+                                                              "ema_decay": None}},
 }
 
 
