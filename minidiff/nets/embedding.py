@@ -51,3 +51,20 @@ def ddpm_timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / (half - 1))
     args = to_zero_indexed(t).float()[:, None] * freqs[None]
     return torch.cat([torch.sin(args), torch.cos(args)], dim=-1)
+
+
+def fourier_features(x: torch.Tensor, n: int, scale: float = 25.0, max_period: float = 10000.0) -> torch.Tensor:
+    """Embed each coordinate of x: (B, D) into n cosines and sines: (B, D·n), the coordinates in order.
+
+    Coordinate x_i becomes [cos(s·x_i·ω_k) for k < n/2] + [sin(s·x_i·ω_k) for k < n/2] with the
+    frequencies ω_k = max_period^(−k/(n/2)) of :func:`timestep_embedding`, times ``scale`` = s: the
+    sinusoidal input features ("Fourier features", Tancik et al. 2020) with which a small MLP can
+    draw sharp edges and thin curves of 2D data (tiny-diffusion embeds x so, with s = 25).
+    Chapter "Training a denoiser".
+    """
+    if n < 2 or n % 2:
+        raise ValueError(f"n must be even and >= 2, got n = {n}")
+    half = n // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=x.device, dtype=torch.float32) / half)
+    args = scale * x.float()[:, :, None] * freqs  # (B, D, n/2)
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1).flatten(1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .embedding import timestep_embedding
+from .embedding import fourier_features, timestep_embedding
 
 
 class ResidualBlock(nn.Module):
@@ -37,17 +37,38 @@ class MLPDenoiser(nn.Module):
     It outputs (B, D) in whatever parameterization it is trained for (ε, x_0, v, μ̃). With
     ``learn_variance=True`` a second head outputs v ∈ [−1, 1]-ish interpolation weights for the
     ``learned_range`` variance (Nichol & Dhariwal 2021, Eq. 15), concatenated: (B, 2D).
+
+    ``fourier_features`` = n > 0 adds to the input layer's W x_t a path for n sinusoidal features of
+    each coordinate (:func:`minidiff.nets.fourier_features`, frequencies up to ``fourier_scale``): a
+    linear layer of the D·n features times a gate g(t), a linear function of the time embedding that
+    starts at 0. The features let a small MLP draw sharp edges and thin rings; the gate lets it shut
+    them where they only add noise, at large t. Without the gate, the rare x_T ~ N(0, I) far out in the
+    tails (|x_T| ≈ 4, the top 0.1 %, whose features training hardly saw) drift to |x| = 6 to 41 under
+    DDIM; with it, none went past 2.6. Both were measured on the 2D held-out toys (bench/quality_2d.py),
+    and the default there, 32 features per coordinate up to 25 rad per unit. 0 reads x_t alone: the
+    network of earlier versions, whose state dicts load only with ``fourier_features=0``.
     """
 
     def __init__(self, dim: int = 2, hidden: int = 128, n_blocks: int = 3, emb_dim: int = 64,
-                 learn_variance: bool = False) -> None:
+                 learn_variance: bool = False, fourier_features: int = 32, fourier_scale: float = 25.0) -> None:
         super().__init__()
         for name, v in (("dim", dim), ("hidden", hidden), ("n_blocks", n_blocks), ("emb_dim", emb_dim)):
             if v < 1:
                 raise ValueError(f"{name} must be >= 1, got {name} = {v}")
+        if fourier_features < 0 or fourier_features % 2:
+            raise ValueError(f"fourier_features must be 0 or even and >= 2, got fourier_features = {fourier_features}")
+        if not fourier_scale > 0:
+            raise ValueError(f"fourier_scale must be > 0, got fourier_scale = {fourier_scale}")
         self.dim, self.emb_dim, self.learn_variance = dim, emb_dim, learn_variance
+        self.fourier_features, self.fourier_scale = fourier_features, fourier_scale
         self.time_mlp = nn.Sequential(nn.Linear(emb_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
         self.inp = nn.Linear(dim, hidden)
+        if fourier_features:
+            # features → hidden, times a gate g(t) of the time embedding that starts at 0 (zero-initialized)
+            self.fourier = nn.Linear(dim * fourier_features, hidden)
+            self.fourier_gate = nn.Linear(hidden, hidden)
+            nn.init.zeros_(self.fourier_gate.weight)
+            nn.init.zeros_(self.fourier_gate.bias)
         self.blocks = nn.ModuleList(ResidualBlock(hidden, hidden) for _ in range(n_blocks))
         self.head = nn.Linear(hidden, dim)
         self.var_head = nn.Linear(hidden, dim) if learn_variance else None
@@ -58,6 +79,9 @@ class MLPDenoiser(nn.Module):
             raise ValueError(f"MLPDenoiser expects x of shape (B, {self.dim}), got {tuple(x.shape)}")
         emb = self.time_mlp(timestep_embedding(t, self.emb_dim))
         h = self.inp(x)
+        if self.fourier_features:
+            feats = fourier_features(x, self.fourier_features, self.fourier_scale)
+            h = h + self.fourier_gate(emb) * self.fourier(feats)
         for block in self.blocks:
             h = block(h, emb)
         h = nn.functional.silu(h)  # no final LayerNorm: it would cap |output| and break DDIM far out
