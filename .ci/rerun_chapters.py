@@ -49,6 +49,11 @@ def text_lines(nb: dict) -> list[tuple[int, str]]:
     return out
 
 
+def _without_times(line: str) -> str:
+    """The line with every wall time replaced, and runs of blanks collapsed (a table pads its time column)."""
+    return " ".join(TIMING.sub("<time>", line).split())
+
+
 def compare(stored: dict, rerun: dict) -> tuple[list[str], list[str]]:
     """(differences in numbers or text, differences only in timings) between two runs of a notebook."""
     a, b = text_lines(stored), text_lines(rerun)
@@ -58,7 +63,7 @@ def compare(stored: dict, rerun: dict) -> tuple[list[str], list[str]]:
     for (i, x), (_, y) in zip(a, b):
         if x == y:
             continue
-        same_but_times = TIMING.sub("<time>", x) == TIMING.sub("<time>", y)
+        same_but_times = _without_times(x) == _without_times(y)
         (timing if same_but_times else real).append(f"cell {i}:\n    stored: {x}\n    rerun:  {y}")
     return real, timing
 
