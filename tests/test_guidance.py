@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from _helpers import perturb
 
 import minidiff as md
 from minidiff.guidance import (
@@ -111,10 +112,11 @@ def test_guided_sampling_with_exact_scores_concentrates_each_class():
     assert spread[0] == pytest.approx(0.8, rel=0.1)
 
 
-def test_guided_on_a_conditional_unet_uses_one_batched_call():
+@pytest.mark.parametrize("learn_variance", [False, True])
+def test_guided_on_a_conditional_unet_uses_one_batched_call(learn_variance):
     torch.manual_seed(0)
-    model = UNet(in_channels=1, ch=8, ch_mult=(1,), num_res_blocks=1, attn_resolutions=(), num_classes=3,
-                 num_groups=4).eval()
+    model = perturb(UNet(in_channels=1, ch=8, ch_mult=(1,), num_res_blocks=1, attn_resolutions=(), num_classes=3,
+                         num_groups=4, learn_variance=learn_variance))
     calls = []
     model.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
     x, t, y = torch.randn(5, 1, 8, 8), torch.full((5,), 10), torch.tensor([0, 1, 2, 0, 1])
@@ -122,7 +124,24 @@ def test_guided_on_a_conditional_unet_uses_one_batched_call():
         out = guided(model, y, 2.0)(x, t)
         cond, uncond = model(x, t, y), model(x, t, torch.full_like(y, 3))
     assert calls[0] == 10
+    assert (cond - uncond).abs().max() > 1e-3  # the label matters, so the check below is not 0 == 0
+    if learn_variance:  # ε is guided; the variance output is the conditional one
+        (cond, var), uncond = cond.chunk(2, dim=1), uncond.chunk(2, dim=1)[0]
+        torch.testing.assert_close(out[:, 1:], var, atol=1e-5, rtol=1e-5)
+        out = out[:, :1]
     torch.testing.assert_close(out, guided_eps(cond, uncond, 2.0), atol=1e-5, rtol=1e-5)
+
+
+def test_the_tilted_marginals_are_not_the_forward_marginals_of_the_tilted_data():
+    """Gaussian case in closed form: tilting q(x_t | c) and q(x_t) at ᾱ_t = 0.5 gives variance 0.417; noising the
+    tilted data N(μ_w, v_w) by Eq. (4) gives ᾱ_t v_w + 1 − ᾱ_t = 0.568 (derivation "What guidance does not do")."""
+    vc, vu, w, ab = 0.25, 1.5, 1.0, 0.5
+    _, tilted_then_noised = tilted_gaussian(1.0, ab * vc + 1 - ab, 0.0, ab * vu + 1 - ab, w)
+    _, v_w = tilted_gaussian(1.0, vc, 0.0, vu, w)
+    noised_then_tilted = ab * v_w + 1 - ab
+    assert tilted_then_noised == pytest.approx(1 / (2 / 0.625 - 1 / 1.25))
+    assert noised_then_tilted == pytest.approx(0.5 / (8 - 1 / 1.5) + 0.5)
+    assert abs(tilted_then_noised - noised_then_tilted) > 0.1
 
 
 @pytest.mark.parametrize("w", [-0.5, float("nan"), float("inf")])

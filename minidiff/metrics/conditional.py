@@ -7,7 +7,7 @@ Three numbers per class, each beside the value real digits of that class get at 
   two disjoint real subsets of the same n;
 - **within-class diversity**: the mean pairwise Euclidean distance between the features of the class's
   samples, as a ratio to real digits of the class (1: as varied as real digits; 0: one image repeated).
-Chapter "Classifier-free guidance" (the accuracy/diversity trade-off of Ho & Salimans 2022, Fig. 4).
+Chapter "Classifier-free guidance" (the fidelity/diversity trade-off of guidance, Ho & Salimans 2022).
 """
 
 from __future__ import annotations
