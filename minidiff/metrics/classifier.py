@@ -271,11 +271,21 @@ def classifier_frechet(classifier: MnistCNN, samples: torch.Tensor, real: torch.
     if len(real) < 2 * n:
         raise ValueError(f"real must hold at least 2 * len(samples) = {2 * n} digits for the floor, got {len(real)}")
     fs, fr = classifier_features(classifier, samples), classifier_features(classifier, real)
-    gen = torch.Generator().manual_seed(seed)
+    value, floor = frechet_beside_floor(fs, fr, n_pairs, torch.Generator().manual_seed(seed))
+    return FloorReport("classifier_frechet", value, floor)
+
+
+def frechet_beside_floor(fs: torch.Tensor, fr: torch.Tensor, n_pairs: int,
+                         gen: torch.Generator) -> tuple[float, float]:
+    """(mean FD(fs, A), mean FD(A, B)) over ``n_pairs`` draws of disjoint random subsets A, B of len(fs) rows of fr.
+
+    Features in, so callers that score several sets against the same real features compute those once.
+    """
+    n = len(fs)
     values, floors = [], []
     for _ in range(n_pairs):
         order = torch.randperm(len(fr), generator=gen)
         a, b = fr[order[:n]], fr[order[n:2 * n]]
         values.append(frechet_distance(fs, a))
         floors.append(frechet_distance(a, b))
-    return FloorReport("classifier_frechet", sum(values) / n_pairs, sum(floors) / n_pairs)
+    return sum(values) / n_pairs, sum(floors) / n_pairs

@@ -16,8 +16,7 @@ from typing import NamedTuple
 
 import torch
 
-from .classifier import MnistCNN, classifier_features, predict_proba
-from .frechet import frechet_distance
+from .classifier import MnistCNN, classifier_features, frechet_beside_floor, predict_proba
 
 
 class ClassMetrics(NamedTuple):
@@ -76,14 +75,9 @@ def within_class_metrics(classifier: MnistCNN, samples: torch.Tensor, labels: to
             raise ValueError(f"class {c}: need >= 2 samples and >= 2 * {n} = {2 * n} real digits, got {n} samples "
                              f"and {len(theirs)} real digits")
         out.accuracy.append(float((pred[mine] == c).double().mean()))
-        values, floors = [], []
-        for _ in range(n_pairs):
-            order = theirs[torch.randperm(len(theirs), generator=gen)]
-            a, b = fr[order[:n]], fr[order[n:2 * n]]
-            values.append(frechet_distance(fs[mine], a))
-            floors.append(frechet_distance(a, b))
-        out.frechet.append(sum(values) / n_pairs)
-        out.frechet_floor.append(sum(floors) / n_pairs)
+        value, floor = frechet_beside_floor(fs[mine], fr[theirs], n_pairs, gen)
+        out.frechet.append(value)
+        out.frechet_floor.append(floor)
         out.diversity.append(mean_pairwise_distance(fs[mine]))
         out.diversity_real.append(mean_pairwise_distance(fr[theirs]))
     return out
