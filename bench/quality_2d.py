@@ -21,6 +21,11 @@ reference op (a 512 x 512 float32 matmul) timed in the same run, so a loaded mac
 
     python bench/quality_2d.py --toys checkerboard blobs rings --json q.json   # one run per toy
     python bench/quality_2d.py --table q1.json q2.json                         # print stored results
+    python bench/quality_2d.py --config real_draws --seeds $(seq 0 29) --pass-rates   # a perfect sampler
+
+Configs without a network say what the bars ask: ``exact`` (the exact ε* through the samplers),
+``training_set`` (the training draw itself) and ``real_draws`` (a perfect sampler: each sampling seed is
+a fresh real draw; ``--pass-rates`` then prints how often it meets the bars on one seed and on a run of 3).
 
 The measured results: bench/quality_2d_measured.md.
 """
@@ -85,7 +90,11 @@ CONFIGS: dict[str, dict | None] = {
     # No network: the training set itself (the seed-0 draw of 5,000) scored as the samples of every seed: what a
     # model that reproduced its training data exactly would score.
     "training_set": None,
+    # No network: a perfect sampler. Sampling seed s is a fresh real draw (seed 3000 + s), scored like the samples,
+    # so the table says how often the bars fail a model that samples the true distribution exactly.
+    "real_draws": None,
 }
+NO_NETWORK = ("exact", "training_set", "real_draws")
 
 
 def reference_op_ms() -> float:
@@ -148,12 +157,12 @@ def run_toy(name: str, config: str, seeds: list[int], n: int = 5000, samplers=("
     ref_before = reference_op_ms()
     if config == "exact":
         model = exact_model(name, sch)
-    elif config == "training_set":
-        model = nn.Identity()  # no model: the "samples" are the 5,000 training points themselves
+    elif config in ("training_set", "real_draws"):
+        model = nn.Identity()  # no model: the "samples" are the training points, or fresh real draws
     else:
         model = md.MLPDenoiser(dim=2, **(cfg or {}).get("net", {}))
     with Clock() as train:
-        if config not in ("exact", "training_set"):
+        if config not in NO_NETWORK:
             md.fit(model, data, sch, progress=False, **(cfg or {}).get("fit", {}))
 
     def real(size: int, seed: int) -> torch.Tensor:
@@ -170,11 +179,19 @@ def run_toy(name: str, config: str, seeds: list[int], n: int = 5000, samplers=("
            "floors": {m: {"mean": f.mean, "spread": f.spread, "rel_error": f.rel_error} for m, f in floors.items()},
            "off_support_real": off_real, "cluster_floor": None if cfloor is None else cfloor.mean, "samplers": {}}
     for sampler in samplers:
+        if config == "real_draws" and out["samplers"]:  # no sampler: the same draws meet each sampler's bars
+            out["samplers"][sampler] = next(iter(out["samplers"].values()))
+            continue
         kw = {"sampler": "ddim", "steps": 50} if sampler == "ddim50" else {}
         rows = []
         for s in seeds:
             with Clock() as clk:
-                x = data.float() if config == "training_set" else md.sample(model, (n, 2), sch, seed=s, **kw)
+                if config == "training_set":
+                    x = data.float()
+                elif config == "real_draws":
+                    x = real(n, 3000 + s)
+                else:
+                    x = md.sample(model, (n, 2), sch, seed=s, **kw)
             row = {"seed": s, "cpu_s": clk.cpu, "wall_s": clk.wall,
                    "off_excess": M.off_support_mass(x, st.support) - off_real}
             for m, f in floors.items():
@@ -187,6 +204,33 @@ def run_toy(name: str, config: str, seeds: list[int], n: int = 5000, samplers=("
         out["samplers"][sampler] = rows
     out["ref_op_ms"].append(reference_op_ms())
     return out
+
+
+def _passes(row: dict, sampler: str) -> bool:
+    """Does one sampling seed's row meet every bar of ``sampler``?"""
+    bar = BARS[sampler]
+    return (row["energy_distance"] <= bar and row["sliced_wasserstein"] <= bar
+            and row["off_excess"] <= OFF_BARS[sampler] and row.get("cluster", 0.0) <= bar)
+
+
+def pass_rates(results: list[dict], per_run: int = 3) -> str:
+    """How often the bars are met: per seed, and per run of ``per_run`` seeds (disjoint groups, in seed order).
+
+    With config ``real_draws`` this is the chance that a perfect sampler passes; the last line multiplies the
+    toys' run rates (the toys are independent draws), the chance of passing the whole held-out check.
+    """
+    lines, joint = [], {}
+    for r in results:
+        for sampler, rows in r["samplers"].items():
+            ok = [_passes(row, sampler) for row in rows]
+            runs = [all(ok[i:i + per_run]) for i in range(0, len(ok) - per_run + 1, per_run)]
+            rate = float(np.mean(runs)) if runs else float("nan")
+            joint[sampler] = joint.get(sampler, 1.0) * rate
+            lines.append(f"{r['toy']} {r['config']} {sampler}: {sum(ok)} of {len(ok)} seeds pass; "
+                         f"{sum(runs)} of {len(runs)} runs of {per_run} seeds pass every seed")
+    lines += [f"all {len(results)} toys, {sampler}: a run of {per_run} seeds passes on every toy with probability "
+              f"{p:.2f} (product of the toys' run rates)" for sampler, p in joint.items()]
+    return "\n".join(lines)
 
 
 def _ms(values: list[float], fmt: str = "{:.2f}") -> str:
@@ -202,11 +246,10 @@ def table(results: list[dict]) -> str:
         ddim_cpu = float(np.mean([row["cpu_s"] for row in r["samplers"].get("ddim50", [{"cpu_s": np.nan}])]))
         ddim_wall = float(np.mean([row["wall_s"] for row in r["samplers"].get("ddim50", [{"wall_s": np.nan}])]))
         for sampler, rows in r["samplers"].items():
-            bar, off_bar = BARS[sampler], OFF_BARS[sampler]
             ed, sw = [x["energy_distance"] for x in rows], [x["sliced_wasserstein"] for x in rows]
             off = [x["off_excess"] for x in rows]
             cl = [x["cluster"] for x in rows] if "cluster" in rows[0] else None
-            ok = max(ed) <= bar and max(sw) <= bar and max(off) <= off_bar and (cl is None or max(cl) <= bar)
+            ok = all(_passes(row, sampler) for row in rows)
             lines.append(f"| {r['toy']} | {r['config']} | {sampler} | {_ms(ed)} | {_ms(sw)} | "
                          f"{_ms([100 * o for o in off], '{:.1f}')} pt | {'n/a' if cl is None else _ms(cl)} | "
                          f"{'yes' if ok else 'NO'} | {r['train_cpu_s'] + ddim_cpu:.0f}; "
@@ -232,15 +275,23 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--samplers", nargs="+", default=["ddim50", "ancestral"], choices=list(BARS))
     p.add_argument("--json", help="write the results here")
     p.add_argument("--table", nargs="+", help="only print the table of these stored result files")
+    p.add_argument("--pass-rates", action="store_true",
+                   help="also print how often the bars are met per seed and per run of 3 seeds (e.g. --config "
+                        "real_draws --seeds $(seq 0 29): the chance that a perfect sampler passes)")
     a = p.parse_args(argv)
     if a.table:
-        print(table([r for f in a.table for r in json.loads(Path(f).read_text())]))
+        results = [r for f in a.table for r in json.loads(Path(f).read_text())]
+        print(table(results))
+        if a.pass_rates:
+            print(pass_rates(results))
         return
     torch.set_num_threads(1)
     results = [run_toy(name, a.config, a.seeds, samplers=a.samplers) for name in a.toys]
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=1))
     print(table(results))
+    if a.pass_rates:
+        print(pass_rates(results))
 
 
 if __name__ == "__main__":
