@@ -14,7 +14,7 @@ a chapter whose numbers all match is written back with its rerun outputs (new ti
 redrawn by the current code); a chapter with a differing number is never stored. ``--accept`` stores
 it anyway, after printing every differing line: for a chapter whose code changed on purpose, so that
 the changed claims are listed (and can go into the closing note). Not part of
-`make test`: a full rerun of Part I takes about 7 to 8 minutes on 2 CPU cores.
+`make test`: a full rerun of Part I takes about 15 minutes on 2 CPU cores (chapter 3 about 10).
 """
 
 from __future__ import annotations

@@ -59,3 +59,11 @@ def test_real_draws_are_fresh_real_samples_scored_like_a_model(bench):
         expected = md.metrics.versus_floor(draw, refs, "energy_distance", floor=floor).ratio
         assert row["energy_distance"] == pytest.approx(expected)
     assert out["params"] == 0 and out["train_cpu_s"] < 1.0
+
+
+def test_a_chapter_toy_has_no_support_column_and_is_judged_on_its_distances(bench):
+    out = bench.run_toy("moons", "real_draws", [0], n=300, samplers=("ancestral",))
+    row = out["samplers"]["ancestral"][0]
+    assert row["off_excess"] != row["off_excess"] and "cluster" not in row  # nan: the moons have no known support
+    assert bench._passes(row, "ancestral") == (row["energy_distance"] <= 1.5 and row["sliced_wasserstein"] <= 1.5)
+    assert "| n/a | n/a |" in bench.table([out])  # neither off-support nor cluster columns
