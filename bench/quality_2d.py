@@ -263,11 +263,12 @@ def table(results: list[dict]) -> str:
     for r in results:
         f = r["floors"]
         ed, sw = f["energy_distance"], f["sliced_wasserstein"]
+        off = "n/a" if np.isnan(r["off_support_real"]) else f"{100 * r['off_support_real']:.2f} %"
         lines.append(f"{r['toy']} ({r['config']}, {r['params']:,} params): floors ED {ed['mean']:.3g} "
                      f"(one draw ±{ed['spread']:.2g}, mean ±{100 * ed['rel_error']:.0f} %), "
                      f"SW {sw['mean']:.3g} (one draw ±{sw['spread']:.2g}, "
                      f"mean ±{100 * sw['rel_error']:.0f} %); real off-support "
-                     f"{100 * r['off_support_real']:.2f} %; reference matmul {r['ref_op_ms'][0]:.2f} / "
+                     f"{off}; reference matmul {r['ref_op_ms'][0]:.2f} / "
                      f"{r['ref_op_ms'][1]:.2f} ms (before / after)")
     return "\n".join(lines)
 
