@@ -48,8 +48,8 @@ class MLPDenoiser(nn.Module):
     hardly saw) drift to |x| = 6 to 41 under DDIM; with it, none went past 2.6. Both were measured on
     the 2D held-out toys (bench/quality_2d.py): with the defaults of :func:`minidiff.fit`, this network
     puts 5.9 points of the checkerboard's mass off its squares at DDIM-50, where the plain MLP of
-    chapters 4-6 (64 hidden units, 2 blocks, ``fourier_features=0``, 3,000 steps of batch 1,024, no
-    EMA; config ``chapter4_6``) puts 18-20. ``fourier_features=0`` reads x_t alone.
+    chapters 4-6 (64 hidden units, 2 blocks, ``fourier_features=0``, no EMA; 3,000 steps of batch 1,024
+    as in chapters 5 and 6: config ``chapter4_6``) puts 18-20. ``fourier_features=0`` reads x_t alone.
     """
 
     def __init__(self, dim: int = 2, hidden: int = 128, n_blocks: int = 3, emb_dim: int = 64,
