@@ -1,24 +1,19 @@
 """The throughput bench's timing method, run on the tiny preset (no timing is asserted: CI is no benchmark)."""
 
-import importlib.util
 import json
 import math
 from pathlib import Path
 
 import pytest
 import torch
+from _helpers import load_bench
 
 from minidiff.nets.presets import build_unet
-
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "unet_throughput.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("unet_throughput", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("unet_throughput")
 
 
 def test_repeats_are_interleaved_between_the_networks(bench):
@@ -58,16 +53,9 @@ def test_measure_setting_returns_a_well_formed_row_per_network(bench):
     assert ratio["paired_min_max"][0] <= ratio["paired_min_max"][1]
 
 
-def _load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, BENCH.parent / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def trainer_bench():
-    return _load_script("trainer_step")
+    return load_bench("trainer_step")
 
 
 def test_diffusers_config_builds_each_presets_network_tensor_for_tensor(bench):
@@ -117,7 +105,7 @@ def test_targets_report_says_met_or_missed_by_how_much(trainer_bench):
 
 
 def test_sampling_bench_probe_times_the_requested_steps(tmp_path):
-    sampling = _load_script("sampling_throughput")
+    sampling = load_bench("sampling_throughput")
     from minidiff.schedules import get_schedule
 
     calls = []
@@ -133,7 +121,7 @@ def test_sampling_bench_probe_times_the_requested_steps(tmp_path):
 
 def test_gpu_check_report_merges_whatever_stages_left_behind(tmp_path, capsys):
     """A stage killed by its time limit leaves partial or no results: the report still writes its one JSON."""
-    report = _load_script("gpu_check_report")
+    report = load_bench("gpu_check_report")
     work, out = tmp_path / "work", tmp_path / "out"
     work.mkdir()
     out.mkdir()

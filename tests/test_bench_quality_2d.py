@@ -3,22 +3,16 @@
 No model is trained here and nothing is timed; the measured results are in bench/quality_2d_measured.md.
 """
 
-import importlib.util
-from pathlib import Path
 
 import pytest
+from _helpers import load_bench
 
 import minidiff as md
-
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "quality_2d.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("quality_2d", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("quality_2d")
 
 
 def _row(ed=1.0, sw=1.0, off=0.0, cluster=None):

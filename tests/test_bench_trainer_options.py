@@ -1,22 +1,16 @@
 """bench/trainer_options.py, the A/B ablation of the trainer's CUDA defaults, in its CPU rehearsal mode
 (no timing is asserted: CI is no benchmark; the figures come from a GPU)."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
-
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "trainer_options.py"
+from _helpers import load_bench
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("trainer_options", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("trainer_options")
 
 
 def test_repeats_alternate_the_order_of_the_two_sides(bench):

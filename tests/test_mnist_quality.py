@@ -1,21 +1,15 @@
 """bench/mnist_quality.py: the share of images a classifier recognizes with confidence > 0.9."""
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "mnist_quality.py"
+from _helpers import load_bench
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("mnist_quality", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("mnist_quality")
 
 
 class _Fixed:
